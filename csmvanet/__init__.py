@@ -1,0 +1,4 @@
+"""CSM-VANet speech enhancement toolkit."""
+from csmvanet.version import __version__
+
+__all__ = ["__version__"]

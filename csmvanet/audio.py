@@ -1,0 +1,120 @@
+"""Audio I/O (soundfile), resampling (soxr) and Kaldi scp entries (paths, pipes, ark offsets)."""
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from csmvanet.fileio import atomic_path
+
+
+class AudioError(ValueError):
+    """An audio file or scp entry that cannot be used; the message names it and the problem."""
+
+
+def read_audio(source: str | Path, *, always_2d: bool = False) -> tuple[np.ndarray, int]:
+    """Read a file path or a Kaldi scp value -> (float32 samples [N] or [N, C], sample rate).
+
+    Accepted scp values: a path (any format soundfile reads: wav, flac, ...), a command ending with
+    ``|`` whose standard output is an audio file (``sox x.wav -t wav - |``), and ``file.ark:offset``.
+    """
+    src = str(source).strip()
+    if src.endswith("|"):
+        data, sr = _read_pipe(src[:-1].strip())
+    elif _is_ark_entry(src):
+        data, sr = _read_ark(src)
+    else:
+        path = Path(src)
+        if not path.exists():
+            raise AudioError(f"{src}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{src}: is a folder, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(f"{src}: empty file")
+        try:
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    if not always_2d and data.shape[1] == 1:
+        data = data[:, 0]
+    return data, int(sr)
+
+
+def audio_info(source: str | Path) -> tuple[int, int, int]:
+    """(sample rate, frames, channels) of a path without reading the samples; scp pipes are read."""
+    src = str(source).strip()
+    if src.endswith("|") or _is_ark_entry(src):
+        data, sr = read_audio(src, always_2d=True)
+        return sr, data.shape[0], data.shape[1]
+    try:
+        info = sf.info(src)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        if not Path(src).exists():
+            raise AudioError(f"{src}: no such file") from None
+        raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+    return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
+    """Write [N] or [N, C] samples atomically (temporary name, then rename). Format from the suffix."""
+    path = Path(path)
+    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"{path}: unsupported output format {path.suffix!r} (use .wav or .flac)")
+    if subtype is None:
+        subtype = "PCM_16"
+    wave = np.asarray(wave)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave, int(sample_rate), subtype=subtype, format=fmt)
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ") -> np.ndarray:
+    """Resample along the first axis with soxr (very high quality by default)."""
+    if sr_in == sr_out:
+        return np.asarray(wave, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(np.asarray(wave, dtype=np.float32), sr_in, sr_out, quality=quality).astype(np.float32)
+
+
+def _is_ark_entry(src: str) -> bool:
+    head, sep, tail = src.rpartition(":")
+    return bool(sep) and tail.isdigit() and head.endswith(".ark")
+
+
+def _read_pipe(cmd: str) -> tuple[np.ndarray, int]:
+    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioError(f"'{cmd} |': command failed with status {proc.returncode}"
+                         + (f" ({err[-1]})" if err else ""))
+    try:
+        return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(f"'{cmd} |': output is not readable audio ({_short(e)})") from None
+
+
+def _read_ark(src: str) -> tuple[np.ndarray, int]:
+    import kaldiio
+
+    try:
+        obj = kaldiio.load_mat(src)
+    except Exception as e:  # kaldiio raises many types
+        raise AudioError(f"{src}: cannot read ark entry ({_short(e)})") from None
+    if isinstance(obj, tuple):
+        sr, data = obj
+        data = np.asarray(data)
+        if data.dtype == np.int16:
+            data = data.astype(np.float32) / 32768.0
+        return data.astype(np.float32), int(sr)
+    raise AudioError(f"{src}: ark entry holds a matrix, not audio with a sample rate")
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
