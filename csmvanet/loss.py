@@ -1,0 +1,62 @@
+"""The multi-target loss of CSM-VANet (paper eq. 3-7).
+
+L = a1 * L1(time) + a2 * MSE(compressed magnitude) + a3 * [MSE(real) + MSE(imag)] + a4 * BCE(VAD),
+paper weights 0.2, 0.8, 0.2, 0.1. All terms are computed in fp32 in the level-normalised domain of
+the model (clean speech scaled by the same factor as the noisy input), so the loss does not depend
+on the recording level. Every term is returned on its own for logging, unweighted, beside the
+weighted total ``loss``. A term whose weight is 0 is still reported (it costs little) but does not
+contribute; the VAD term is 0 when the model has no VAD decoder or no labels are given.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from csmvanet.features import STFTConfig, analyse
+
+DEFAULT_WEIGHTS = {"time": 0.2, "mag": 0.8, "ri": 0.2, "vad": 0.1}
+
+
+class CSMVANetLoss(nn.Module):
+    def __init__(self, stft_cfg: STFTConfig, time: float = 0.2, mag: float = 0.8, ri: float = 0.2,
+                 vad: float = 0.1):
+        super().__init__()
+        self.stft_cfg = stft_cfg
+        self.weights = {"time": float(time), "mag": float(mag), "ri": float(ri), "vad": float(vad)}
+
+    def forward(self, out: dict, clean: torch.Tensor, vad_labels: torch.Tensor | None = None) -> dict:
+        with torch.autocast(device_type=clean.device.type, enabled=False):
+            scale = out["scale"].float()[:, None]
+            clean_n = clean.float() * scale
+            est_n = out["wave"].float() * scale
+            target = analyse(clean_n, self.stft_cfg)
+            spec = out["spec"]
+            if target.shape != spec.shape:
+                raise ValueError(f"loss: spectrum shapes differ: estimate {tuple(spec.shape)}, "
+                                 f"target {tuple(target.shape)}")
+            terms = {
+                "time": F.l1_loss(est_n, clean_n),
+                "mag": F.mse_loss(spec.abs(), target.abs()),
+                "ri": F.mse_loss(spec.real, target.real) + F.mse_loss(spec.imag, target.imag),
+            }
+            logits = out.get("vad_logits")
+            if logits is not None and vad_labels is not None:
+                if vad_labels.shape != logits.shape:
+                    raise ValueError(f"loss: VAD labels {tuple(vad_labels.shape)} do not match the "
+                                     f"model's frames {tuple(logits.shape)}")
+                terms["vad"] = F.binary_cross_entropy_with_logits(logits.float(), vad_labels.float())
+            else:
+                terms["vad"] = torch.zeros((), device=clean.device)
+            total = sum(self.weights[k] * v for k, v in terms.items())
+        return {"loss": total, **terms}
+
+
+def build_loss(cfg: dict) -> CSMVANetLoss:
+    weights = dict(DEFAULT_WEIGHTS)
+    given = dict(cfg.get("loss") or {})
+    unknown = set(given) - set(weights)
+    if unknown:
+        raise ValueError(f"unknown loss weight(s): {sorted(unknown)}; known: {sorted(weights)}")
+    weights.update(given)
+    return CSMVANetLoss(STFTConfig.from_dict(cfg.get("stft")), **weights)

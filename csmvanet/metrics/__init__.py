@@ -1,0 +1,13 @@
+"""Objective metrics: PESQ, STOI, CSIG/CBAK/COVL (+ LLR, WSS, segSNR), SI-SDR, VAD; scoring and reports.
+
+- :mod:`csmvanet.metrics.composite`: vectorised LLR, WSS, segSNR and the composite measures of
+  Hu & Loizou (2008), following Loizou's ``composite.m``.
+- :mod:`csmvanet.metrics.basic`: PESQ (``pesq``), STOI (``pystoi``), SI-SDR, VAD frame metrics.
+- :mod:`csmvanet.metrics.score`: scoring lists of utterances in parallel into Kaldi-style files.
+- :mod:`csmvanet.metrics.report`: RESULTS.md with the paper's table layouts and example figures.
+"""
+from csmvanet.metrics.basic import pesq_score, si_sdr, stoi_score, vad_metrics
+from csmvanet.metrics.composite import composite_measures, llr_frames, segsnr_frames, wss_frames
+
+__all__ = ["pesq_score", "stoi_score", "si_sdr", "vad_metrics", "composite_measures",
+           "llr_frames", "wss_frames", "segsnr_frames"]

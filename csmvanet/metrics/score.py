@@ -1,0 +1,384 @@
+"""Scoring a list of (reference, enhanced[, noisy]) utterances, in parallel, into Kaldi-style files.
+
+Layout of a scoring folder ``D`` (written by :func:`score_lists`, or by :func:`merge_dirs` from the
+folders of split jobs)::
+
+    D/enhanced/<metric>   `utt value` per line (value `nan` where the metric is undefined)
+    D/noisy/<metric>      the same for the noisy input (when a noisy list is given)
+    D/errors              `utt message`: utterances not scored (unreadable audio, rate mismatch...)
+    D/warnings            `utt message`: trimmed lengths, PESQ finding no utterance (NaN), ...
+    D/missing             reference keys without an enhanced file (not written by split jobs)
+    D/extra               enhanced keys without a reference (not written by split jobs)
+    D/done                written last by every scoring run (merge checks it)
+
+Metrics per utterance: pesq, stoi, csig, cbak, covl, segsnr, si_sdr, llr, wss and, with VAD
+labels and predictions, vad_acc, vad_precision, vad_recall, vad_f1, vad_auc, vad_tp/fp/fn/tn.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing as mp
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from csmvanet.audio import AudioError, read_audio
+from csmvanet.datadir import read_scp
+from csmvanet.fileio import atomic_write_text
+from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_score, vad_metrics
+from csmvanet.metrics.composite import composite_from_parts, composite_measures
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("noisy", "enhanced")
+QUALITY_METRICS = ("pesq", "stoi", "csig", "cbak", "covl", "segsnr", "si_sdr", "llr", "wss")
+VAD_METRICS = ("vad_acc", "vad_precision", "vad_recall", "vad_f1", "vad_auc",
+               "vad_tp", "vad_fp", "vad_fn", "vad_tn")
+ALL_METRICS = QUALITY_METRICS + VAD_METRICS
+
+
+@dataclass
+class ScoreOptions:
+    pesq_mode: str | None = None  # None: wb at 16 kHz, nb at 8 kHz
+    vad_threshold: float = 0.5
+
+
+@dataclass
+class UttResult:
+    utt: str
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> metric -> value
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def score_arrays(ref: np.ndarray, deg: np.ndarray, fs: int, pesq_mode: str | None = None,
+                 notes: list[str] | None = None) -> dict[str, float]:
+    """All quality metrics of one pair (equal lengths expected; trimmed to the shorter)."""
+    n = min(len(ref), len(deg))
+    ref, deg = ref[:n], deg[:n]
+    pesq, reason = pesq_or_reason(ref, deg, fs, pesq_mode)
+    if reason and notes is not None:
+        notes.append(reason + "; PESQ and CSIG/CBAK/COVL are NaN")
+    out = {"pesq": pesq, "stoi": stoi_score(ref, deg, fs), "si_sdr": si_sdr(ref, deg)}
+    try:
+        out.update(composite_measures(ref, deg, fs, pesq=pesq_for_composite(pesq, fs, pesq_mode)))
+    except ValueError as e:  # too short to frame
+        if notes is not None:
+            notes.append(f"composite: {e}")
+        out.update({"llr": math.nan, "wss": math.nan, "segsnr": math.nan})
+        out.update(composite_from_parts(math.nan, math.nan, math.nan, math.nan))
+    return out
+
+
+def _read_mono(src: str, what: str) -> tuple[np.ndarray, int]:
+    wave, sr = read_audio(src)
+    if wave.ndim != 1:
+        raise AudioError(f"{what} {src}: {wave.shape[1]} channels, expected one")
+    return wave, sr
+
+
+def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None = None,
+                    vad_ref_src: str | None = None, vad_hyp_src: str | None = None,
+                    opts: ScoreOptions | None = None) -> UttResult:
+    """Score one utterance; never raises for bad data: the problem goes to ``error``/``warnings``."""
+    opts = opts or ScoreOptions()
+    res = UttResult(utt)
+    try:
+        ref, fs = _read_mono(ref_src, "reference")
+        enh, fs_e = _read_mono(enh_src, "enhanced")
+        if fs_e != fs:
+            raise AudioError(f"enhanced {enh_src}: {fs_e} Hz but the reference is {fs} Hz")
+        noisy = None
+        if noisy_src is not None:
+            noisy, fs_n = _read_mono(noisy_src, "noisy")
+            if fs_n != fs:
+                raise AudioError(f"noisy {noisy_src}: {fs_n} Hz but the reference is {fs} Hz")
+    except (AudioError, OSError, ValueError) as e:
+        res.error = str(e)
+        return res
+    if len(enh) != len(ref):
+        res.warnings.append(f"length mismatch: reference {len(ref)} samples, enhanced {len(enh)}; "
+                            f"trimmed to {min(len(ref), len(enh))}")
+    notes: list[str] = []
+    res.scores["enhanced"] = score_arrays(ref, enh, fs, opts.pesq_mode, notes)
+    res.warnings += [f"enhanced: {m}" for m in notes]
+    if noisy is not None:
+        if len(noisy) != len(ref):
+            res.warnings.append(f"length mismatch: reference {len(ref)} samples, noisy {len(noisy)}; "
+                                f"trimmed to {min(len(ref), len(noisy))}")
+        notes = []
+        res.scores["noisy"] = score_arrays(ref, noisy, fs, opts.pesq_mode, notes)
+        res.warnings += [f"noisy: {m}" for m in notes]
+    if vad_ref_src is not None or vad_hyp_src is not None:
+        res.scores["enhanced"].update(_score_vad(res, vad_ref_src, vad_hyp_src, opts))
+    return res
+
+
+def _score_vad(res: UttResult, ref_src: str | None, hyp_src: str | None,
+               opts: ScoreOptions) -> dict[str, float]:
+    nan = {k: math.nan for k in VAD_METRICS}
+    if ref_src is None or hyp_src is None:
+        res.warnings.append("VAD: " + ("no reference labels" if ref_src is None else "no prediction")
+                            + " for this utterance; VAD metrics are NaN")
+        return nan
+    import kaldiio
+
+    try:
+        labels = np.asarray(kaldiio.load_mat(ref_src)).ravel()
+        probs = np.asarray(kaldiio.load_mat(hyp_src), dtype=np.float64).ravel()
+    except Exception as e:  # kaldiio raises many types
+        res.warnings.append(f"VAD: cannot read labels/predictions ({e}); VAD metrics are NaN")
+        return nan
+    if labels.size != probs.size:
+        n = min(labels.size, probs.size)
+        res.warnings.append(f"VAD length mismatch: {labels.size} label frames, {probs.size} predicted; "
+                            f"trimmed to {n}")
+        labels, probs = labels[:n], probs[:n]
+    if labels.size == 0:
+        res.warnings.append("VAD: no frames; VAD metrics are NaN")
+        return nan
+    return vad_metrics(labels, probs, opts.vad_threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lists, jobs and folders
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ScoreInputs:
+    ref_scp: Path
+    enh_scp: Path
+    noisy_scp: Path | None = None
+    vad_ref_scp: Path | None = None
+    vad_hyp_scp: Path | None = None
+
+
+def job_keys(keys: list[str], job: int, num_jobs: int) -> list[str]:
+    """Contiguous share ``job`` (1-based) of ``num_jobs`` of the sorted keys."""
+    if not 1 <= job <= num_jobs:
+        raise ValueError(f"job index {job} outside 1..{num_jobs}")
+    keys = sorted(keys, key=lambda k: k.encode())
+    n = len(keys)
+    return keys[(job - 1) * n // num_jobs: job * n // num_jobs]
+
+
+def _task(args):
+    return score_utterance(*args)
+
+
+def _init_worker():
+    import warnings
+
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+
+def _pool_context():
+    # spawn: fresh interpreters that read the single-thread settings below (no BLAS oversubscription)
+    return mp.get_context("spawn")
+
+
+def run_scoring(tasks: list[tuple], nj: int = 1, progress: bool = True):
+    """Yield :class:`UttResult` for each task tuple (arguments of :func:`score_utterance`)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="scoring", unit="utt", disable=not progress, dynamic_ncols=True)
+    try:
+        if nj <= 1 or len(tasks) <= 1:
+            for t in tasks:
+                yield _task(t)
+                bar.update()
+            return
+        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        for k in saved:
+            os.environ[k] = "1"
+        try:
+            pool = _pool_context().Pool(min(nj, len(tasks)), initializer=_init_worker)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        with pool:
+            for r in pool.imap_unordered(_task, tasks, chunksize=2):
+                yield r
+                bar.update()
+    finally:
+        bar.close()
+
+
+def fmt_value(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "nan"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return f"{float(v):.6f}"
+
+
+def write_results(out_dir: Path, results: list[UttResult], *, missing: list[str] | None = None,
+                  extra: list[str] | None = None) -> None:
+    """Write the per-utterance files of a scoring folder (see the module docstring)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "done").unlink(missing_ok=True)
+    for system in SYSTEMS:
+        present = [r for r in results if system in r.scores]
+        sysdir = out_dir / system
+        if not present:
+            if sysdir.is_dir():
+                for f in sysdir.iterdir():
+                    f.unlink()
+            continue
+        sysdir.mkdir(exist_ok=True)
+        metrics = [m for m in ALL_METRICS if any(m in r.scores[system] for r in present)]
+        for m in metrics:
+            lines = sorted(((r.utt, r.scores[system].get(m, math.nan)) for r in present),
+                           key=lambda kv: kv[0].encode())
+            atomic_write_text(sysdir / m, "".join(f"{u} {fmt_value(v)}\n" for u, v in lines))
+    errs = sorted(((r.utt, r.error) for r in results if r.error), key=lambda kv: kv[0].encode())
+    atomic_write_text(out_dir / "errors", "".join(f"{u} {_one_line(e)}\n" for u, e in errs))
+    warns = [(r.utt, w) for r in sorted(results, key=lambda r: r.utt.encode()) for w in r.warnings]
+    atomic_write_text(out_dir / "warnings", "".join(f"{u} {_one_line(w)}\n" for u, w in warns))
+    for name, keys in (("missing", missing), ("extra", extra)):
+        if keys is not None:
+            atomic_write_text(out_dir / name, "".join(f"{k}\n" for k in keys))
+    atomic_write_text(out_dir / "done", f"{len(results)}\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def read_results(score_dir: Path) -> list[UttResult]:
+    """Read a scoring folder back into :class:`UttResult` objects (used by the merge)."""
+    score_dir = Path(score_dir)
+    by_utt: dict[str, UttResult] = {}
+
+    def get(u):
+        return by_utt.setdefault(u, UttResult(u))
+
+    for system in SYSTEMS:
+        sysdir = score_dir / system
+        if not sysdir.is_dir():
+            continue
+        for m in ALL_METRICS:
+            f = sysdir / m
+            if not f.is_file():
+                continue
+            for u, v in read_scp(f).items():
+                try:
+                    val = float(v)
+                except ValueError:
+                    raise ValueError(f"{f}: key {u!r}: value {v!r} is not a number") from None
+                if m in ("vad_tp", "vad_fp", "vad_fn", "vad_tn") and not math.isnan(val):
+                    val = int(val)
+                get(u).scores.setdefault(system, {})[m] = val
+    for u, e in _read_pairs(score_dir / "errors"):
+        get(u).error = e
+    for u, w in _read_pairs(score_dir / "warnings"):
+        get(u).warnings.append(w)
+    return list(by_utt.values())
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            k, _, v = line.partition(" ")
+            out.append((k, v.strip()))
+    return out
+
+
+def plan(inputs: ScoreInputs, job: int | None = None, num_jobs: int | None = None):
+    """-> (tasks keys, ref, enh, noisy, vad_ref, vad_hyp, missing, extra) for a scoring run."""
+    ref = read_scp(inputs.ref_scp)
+    enh = read_scp(inputs.enh_scp)
+    noisy = read_scp(inputs.noisy_scp) if inputs.noisy_scp else None
+    vref = read_scp(inputs.vad_ref_scp) if inputs.vad_ref_scp else None
+    vhyp = read_scp(inputs.vad_hyp_scp) if inputs.vad_hyp_scp else None
+    missing = sorted((k for k in ref if k not in enh), key=lambda k: k.encode())
+    extra = sorted((k for k in enh if k not in ref), key=lambda k: k.encode())
+    keys = [k for k in ref if k in enh]
+    if job is not None:
+        keys = job_keys(keys, job, num_jobs or 1)
+    return keys, ref, enh, noisy, vref, vhyp, missing, extra
+
+
+def score_lists(inputs: ScoreInputs, out_dir: Path, *, nj: int = 1, job: int | None = None,
+                num_jobs: int | None = None, opts: ScoreOptions | None = None,
+                progress: bool = True) -> tuple[list[UttResult], list[str], list[str]]:
+    """Score the utterances of the lists (or a job's share) and write ``out_dir``.
+
+    Returns (results, missing, extra). Split jobs (``job`` given) do not write missing/extra:
+    the merge checks the full lists.
+    """
+    keys, ref, enh, noisy, vref, vhyp, missing, extra = plan(inputs, job, num_jobs)
+    opts = opts or ScoreOptions()
+    tasks = []
+    results: list[UttResult] = []
+    for k in keys:
+        noisy_src = None
+        if noisy is not None:
+            noisy_src = noisy.get(k)
+            if noisy_src is None:
+                log.warning("%s: not in the noisy list %s; no noisy row for it", k, inputs.noisy_scp)
+        vr = vref.get(k) if vref is not None else None
+        vh = vhyp.get(k) if vhyp is not None else None
+        with_vad = vref is not None and vhyp is not None
+        # with VAD lists, an utterance lacking labels or a prediction gets NaN VAD and a warning
+        tasks.append((k, ref[k], enh[k], noisy_src, vr if with_vad else None,
+                      vh if with_vad else None, opts))
+    for r in run_scoring(tasks, nj=nj, progress=progress):
+        results.append(r)
+    is_job = job is not None
+    write_results(out_dir, results, missing=None if is_job else missing,
+                  extra=None if is_job else extra)
+    return results, missing, extra
+
+
+def merge_dirs(split_dirs: list[Path], out_dir: Path, inputs: ScoreInputs) -> tuple[list[UttResult], list[str], list[str], list[str]]:
+    """Join split job folders into ``out_dir``. Returns (results, missing, extra, unscored).
+
+    ``unscored``: keys in both lists that no job scored nor reported (a job that died).
+    """
+    results: dict[str, UttResult] = {}
+    for d in split_dirs:
+        d = Path(d)
+        if not (d / "done").is_file():
+            log.error("%s: job output incomplete (no 'done' file); its utterances count as not scored", d)
+            continue
+        for r in read_results(d):
+            if r.utt in results:
+                raise ValueError(f"{d}: utterance {r.utt!r} also scored in another job folder")
+            results[r.utt] = r
+    keys, *_rest, missing, extra = plan(inputs)
+    unscored = [k for k in keys if k not in results]
+    out = [results[k] for k in keys if k in results]
+    for k in unscored:
+        out.append(UttResult(k, error="not scored (its scoring job failed or did not run)"))
+    foreign = sorted(set(results) - set(keys))
+    if foreign:
+        log.warning("merge: %d scored utterances are not in both lists and are ignored (e.g. %s)",
+                    len(foreign), foreign[0])
+    write_results(out_dir, out, missing=missing, extra=extra)
+    return out, missing, extra, unscored
+
+
+def frame_hop_seconds(config: dict | None, fs: int) -> float:
+    """Seconds per VAD frame: the STFT hop of the model config (default STFTConfig)."""
+    from csmvanet.features import STFTConfig
+
+    hop = STFTConfig().hop_length
+    if config and isinstance(config.get("stft"), dict) and "hop_length" in config["stft"]:
+        hop = int(config["stft"]["hop_length"])
+    return hop / fs
+
+
+__all__ = ["ScoreOptions", "ScoreInputs", "UttResult", "score_arrays", "score_utterance",
+           "score_lists", "merge_dirs", "read_results", "write_results", "job_keys", "run_scoring",
+           "frame_hop_seconds"]

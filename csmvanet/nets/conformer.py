@@ -1,0 +1,109 @@
+"""Conformer blocks (Gulati et al. 2020) in the configuration CMGAN uses, and the TF-Conformer.
+
+A block is: half-step feed-forward -> multi-head self-attention with Shaw-style relative position
+embeddings -> convolution module -> half-step feed-forward -> LayerNorm. Defaults follow CMGAN:
+4 heads of width d/4, feed-forward expansion 4, conv expansion 2 with GLU, depthwise kernel 31,
+BatchNorm, Swish (SiLU), dropout 0.2, relative distances clipped at 512.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, dim * mult), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(dim * mult, dim), nn.Dropout(dropout))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class RelPosSelfAttention(nn.Module):
+    """Multi-head self-attention with learned relative position embeddings added to the logits."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float, max_pos: int = 512):
+        super().__init__()
+        inner = heads * dim_head
+        self.heads, self.dim_head, self.max_pos = heads, dim_head, max_pos
+        self.scale = dim_head ** -0.5
+        self.norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+        self.rel_pos = nn.Embedding(2 * max_pos + 1, dim_head)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        h, dh = self.heads, self.dim_head
+        x = self.norm(x)
+        q = self.to_q(x).view(b, n, h, dh).transpose(1, 2)            # b h n d
+        k, v = self.to_kv(x).view(b, n, 2, h, dh).permute(2, 0, 3, 1, 4)
+        logits = torch.matmul(q, k.transpose(-1, -2))                   # b h n n
+        pos = torch.arange(n, device=x.device)
+        dist = (pos[:, None] - pos[None, :]).clamp(-self.max_pos, self.max_pos) + self.max_pos
+        rel = self.rel_pos(dist).to(q.dtype)                            # n n d
+        logits = (logits + torch.einsum("bhnd,nrd->bhnr", q, rel)) * self.scale
+        attn = self.drop(logits.softmax(dim=-1))
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, h * dh)
+        return self.drop(self.to_out(out))
+
+
+class ConvModule(nn.Module):
+    def __init__(self, dim: int, expansion: int, kernel_size: int, dropout: float):
+        super().__init__()
+        inner = dim * expansion
+        self.norm = nn.LayerNorm(dim)
+        self.pw1 = nn.Conv1d(dim, 2 * inner, 1)
+        self.glu = nn.GLU(dim=1)
+        self.dw = nn.Conv1d(inner, inner, kernel_size, padding=kernel_size // 2, groups=inner)
+        self.bn = nn.BatchNorm1d(inner)
+        self.act = nn.SiLU()
+        self.pw2 = nn.Conv1d(inner, dim, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):                                   # x: b n c
+        y = self.norm(x).transpose(1, 2)
+        y = self.act(self.bn(self.dw(self.glu(self.pw1(y)))))
+        return self.drop(self.pw2(y)).transpose(1, 2)
+
+
+class ConformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int = 4, dim_head: int | None = None, ff_mult: int = 4,
+                 conv_expansion: int = 2, conv_kernel: int = 31, dropout: float = 0.2,
+                 max_pos: int = 512):
+        super().__init__()
+        dim_head = dim_head or dim // heads
+        self.ff1 = FeedForward(dim, ff_mult, dropout)
+        self.attn = RelPosSelfAttention(dim, heads, dim_head, dropout, max_pos)
+        self.conv = ConvModule(dim, conv_expansion, conv_kernel, dropout)
+        self.ff2 = FeedForward(dim, ff_mult, dropout)
+        self.post_norm = nn.LayerNorm(dim)
+
+    def forward(self, x):                                   # x: b n c
+        x = x + 0.5 * self.ff1(x)
+        x = x + self.attn(x)
+        x = x + self.conv(x)
+        x = x + 0.5 * self.ff2(x)
+        return self.post_norm(x)
+
+
+class TFConformer(nn.Module):
+    """A time Conformer over (B*F, T, C), residual add, then a frequency Conformer over (B*T, F, C)."""
+
+    def __init__(self, dim: int, **kw):
+        super().__init__()
+        self.time = ConformerBlock(dim, **kw)
+        self.freq = ConformerBlock(dim, **kw)
+
+    def forward(self, x):                                   # x: b c t f
+        b, c, t, f = x.shape
+        y = x.permute(0, 3, 2, 1).reshape(b * f, t, c)
+        y = self.time(y) + y
+        y = y.view(b, f, t, c).permute(0, 2, 1, 3).reshape(b * t, f, c)
+        y = self.freq(y) + y
+        return y.view(b, t, f, c).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,115 @@
+"""CSM-VANet: the two stages wired together.
+
+noisy waveform [B, N]
+  -> RMS level normalisation (each input scaled to unit RMS; undone on the output)
+  -> STFT (n_fft 400, Hann 400, hop 100, centred) -> power compression 0.3 (phase kept)
+  -> features [B, 3, T, F]: compressed magnitude, real, imag
+  -> input conv (3 -> C0, Conv2d + InstanceNorm + PReLU)
+  -> 4 encoder blocks (MSGC + stride-(1,2) conv), channels C = [24, 48, 96, 192] by default
+  -> bottleneck: N TF-Conformer blocks at C[-1] channels
+  -> 4 decoder blocks (skip added, MSGC, transposed conv), back to C0 channels and F bins
+  -> output conv (Conv2d + InstanceNorm + PReLU, then a 1x1 conv to 2 channels)
+  -> stage 1: compressed real and imaginary parts of the clean spectrum
+  VAD decoder (encoder outputs + bottleneck) -> frame probabilities v [B, T]
+  -> stage 2: the stage-1 spectrum multiplied frame-wise by v
+  -> decompression -> inverse STFT -> exactly N samples -> level restored.
+
+The output conv: the paper says it "has the same structure as the input convolution"; a
+Conv2d + InstanceNorm + PReLU whose last step normalised the predicted spectrum would throw away its
+level, so we keep that structure at C0 channels and add a 1x1 conv that maps to real/imag.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from csmvanet.features import STFTConfig, analyse, synthesise
+from csmvanet.nets.conformer import TFConformer
+from csmvanet.nets.msgc import DecoderBlock, EncoderBlock, conv_norm_act
+from csmvanet.nets.vad_decoder import VADDecoder
+
+
+def _halved(bins: int, times: int) -> list[int]:
+    """Frequency sizes after each stride-2 conv with kernel 3 and padding 1: ceil(F/2)."""
+    out = []
+    for _ in range(times):
+        bins = (bins + 1) // 2
+        out.append(bins)
+    return out
+
+
+class CSMVANet(nn.Module):
+    def __init__(self, stft_cfg: STFTConfig, channels=(24, 48, 96, 192), num_conformers: int = 4,
+                 heads: int = 4, ff_mult: int = 4, conv_kernel: int = 31, conv_expansion: int = 2,
+                 dropout: float = 0.2, kernel_size=(3, 3), msgc: bool = True, vad_decoder: bool = True,
+                 vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True):
+        super().__init__()
+        channels = list(channels)
+        if len(channels) < 1:
+            raise ValueError("model.channels must list at least one encoder width")
+        self.stft_cfg = stft_cfg
+        self.normalize_input = normalize_input
+        self.vad_floor = float(vad_floor)
+        kernel_size = tuple(kernel_size)
+        bins = stft_cfg.n_bins
+        self.bins = [bins] + _halved(bins, len(channels))       # F at input and after each encoder
+        c0 = channels[0]
+        enc_in = [c0] + channels[:-1]
+        self.input_conv = conv_norm_act(3, c0)
+        self.encoder = nn.ModuleList(EncoderBlock(ci, co, kernel_size, msgc) for ci, co in zip(enc_in, channels))
+        self.bottleneck = nn.Sequential(*[
+            TFConformer(channels[-1], heads=heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
+                        conv_expansion=conv_expansion, dropout=dropout) for _ in range(num_conformers)])
+        self.decoder = nn.ModuleList(DecoderBlock(co, ci, kernel_size, msgc)
+                                     for ci, co in reversed(list(zip(enc_in, channels))))
+        self.output_conv = nn.Sequential(conv_norm_act(c0, c0), nn.Conv2d(c0, 2, 1))
+        self.vad = (VADDecoder(channels + [channels[-1]], self.bins[1:] + [self.bins[-1]], vad_kernel)
+                    if vad_decoder else None)
+
+    @staticmethod
+    def check_input(noisy: torch.Tensor, min_samples: int) -> None:
+        if not torch.is_tensor(noisy):
+            raise ValueError(f"expected a torch.Tensor waveform batch [B, N], got {type(noisy).__name__}")
+        if noisy.dim() != 2:
+            raise ValueError(f"expected a waveform batch of shape [B, N], got {noisy.dim()} dimension(s) "
+                             f"{tuple(noisy.shape)}")
+        if noisy.shape[1] < min_samples:
+            raise ValueError(f"input has {noisy.shape[1]} samples; at least one frame ({min_samples} samples) "
+                             "is needed")
+        if not noisy.is_floating_point():
+            raise ValueError(f"expected a floating-point waveform, got {noisy.dtype}")
+        if not bool(torch.isfinite(noisy).all()):
+            raise ValueError("input contains NaN or Inf samples")
+
+    def forward(self, noisy: torch.Tensor) -> dict:
+        cfg = self.stft_cfg
+        self.check_input(noisy, cfg.win_length)
+        n = noisy.shape[1]
+        noisy = noisy.float()
+        if self.normalize_input:
+            rms = noisy.pow(2).mean(dim=1).sqrt()
+            scale = 1.0 / rms.clamp_min(1e-5)
+        else:
+            scale = torch.ones(noisy.shape[0], device=noisy.device)
+        spec = analyse(noisy * scale[:, None], cfg)                        # b f t, compressed, fp32
+        feats = torch.stack([spec.abs(), spec.real, spec.imag], dim=1)    # b 3 f t
+        x = self.input_conv(feats.transpose(2, 3))                        # b c t f
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+        x = self.bottleneck(x)
+        vad_logits = self.vad(skips + [x]) if self.vad is not None else None
+        for block, skip, out_bins in zip(self.decoder, reversed(skips), reversed(self.bins[:-1])):
+            x = block(x, skip, out_bins)
+        ri = self.output_conv(x).float()                                  # b 2 t f
+        spec1 = torch.complex(ri[:, 0], ri[:, 1]).transpose(1, 2)         # b f t
+        if vad_logits is not None:
+            vad = torch.sigmoid(vad_logits.float())
+            gain = self.vad_floor + (1.0 - self.vad_floor) * vad
+            spec_out = spec1 * gain[:, None, :]
+        else:
+            vad, spec_out = None, spec1
+        wave = synthesise(spec_out, cfg, n) / scale[:, None]
+        return {"wave": wave, "spec": spec_out, "spec1": spec1, "vad": vad,
+                "vad_logits": None if vad_logits is None else vad_logits.float(), "scale": scale}
