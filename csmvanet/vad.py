@@ -25,14 +25,18 @@ segment ``[max(0, (a - 0.5) hop), (b + 0.5) hop]`` / sample rate.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
+import kaldiio
 import numpy as np
+from tqdm import tqdm
 
+from csmvanet.audio import AudioError, read_audio
 from csmvanet.features import STFTConfig
-from csmvanet.fileio import atomic_write_text
+from csmvanet.fileio import atomic_path, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def frame_energy_db(wave: np.ndarray, stft_cfg: STFTConfig, chunk: int = 4096) -
     frames = np.lib.stride_tricks.sliding_window_view(sq, stft_cfg.n_fft)[::hop][:n_frames]
     out = np.empty(n_frames)
     for s in range(0, n_frames, chunk):  # bounded temporary memory on long files
-        out[s:s + chunk] = frames[s:s + chunk] @ w2
+        out[s:s + chunk] = np.einsum("ij,j->i", frames[s:s + chunk], w2)
     return 10.0 * np.log10(np.maximum(out, 1e-20))
 
 
@@ -200,3 +204,86 @@ def write_rttm(path: str | Path, segments: Mapping[str, Sequence[tuple[float, fl
     rows = sorted(_fmt_segments(segments), key=lambda r: (r[0].encode(), r[2]))
     atomic_write_text(path, "".join(f"SPEAKER {utt} 1 {s:.3f} {e - s:.3f} <NA> <NA> speech <NA> <NA>\n"
                                     for utt, _, s, e in rows))
+
+
+# ----------------------------------------------------------------------------------------------
+# batch labelling (csmvanet-vad-labels)
+
+_RECIPE_SECTIONS = {"stft", "model", "loss", "train", "optim", "scheduler", "data", "vad_labels"}
+
+
+def configs_from_dict(cfg: Mapping | None) -> tuple[STFTConfig, VADLabelConfig]:
+    """(STFTConfig, VADLabelConfig) from a whole recipe config (``stft:`` and ``vad_labels:``
+    sections; missing ones take defaults) or from a plain ``vad_labels`` section."""
+    cfg = dict(cfg or {})
+    if _RECIPE_SECTIONS & set(cfg):
+        return STFTConfig.from_dict(cfg.get("stft")), VADLabelConfig.from_dict(cfg.get("vad_labels"))
+    return STFTConfig(), VADLabelConfig.from_dict(cfg)
+
+
+def _label_one(args) -> tuple[str, np.ndarray | None, str | None]:
+    key, value, stft_cfg, vad_cfg = args
+    try:
+        wave, sr = read_audio(value)
+        if sr != stft_cfg.sample_rate:
+            raise AudioError(f"{value}: sample rate {sr} Hz, the STFT config expects {stft_cfg.sample_rate} Hz")
+        if wave.ndim != 1:
+            raise AudioError(f"{value}: {wave.shape[1]} channels, expected mono clean speech")
+        if wave.shape[0] == 0:
+            raise AudioError(f"{value}: zero samples")
+        return key, labels_from_clean(wave, stft_cfg, vad_cfg), None
+    except (AudioError, ValueError, OSError) as e:
+        return key, None, f"{key}: {e}"
+
+
+def label_scp(entries: Mapping[str, str], stft_cfg: STFTConfig, vad_cfg: VADLabelConfig, failures: list[str],
+              nj: int = 1, progress: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (key, int32 labels) for every (key, audio) entry, in key order (C locale).
+
+    Entries that fail are appended to ``failures`` (one line naming the key, file and problem) and
+    skipped. Results stream: memory does not grow with the number of utterances.
+    """
+    jobs = [(k, entries[k], stft_cfg, vad_cfg) for k in sorted(entries, key=str.encode)]
+    with tqdm(total=len(jobs), desc="vad labels", unit="utt", disable=not progress) as bar:
+        if nj <= 1 or len(jobs) <= 1:
+            results, pool = map(_label_one, jobs), None
+        else:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            pool = ctx.Pool(min(nj, len(jobs)))
+            results = pool.imap(_label_one, jobs, chunksize=max(1, min(16, len(jobs) // (nj * 4))))
+        try:
+            for key, lab, err in results:
+                bar.update(1)
+                if err is None:
+                    yield key, lab
+                else:
+                    failures.append(err)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+
+
+def write_label_ark(out_dir: str | Path, items: Iterable[tuple[str, np.ndarray]], name: str = "vad") -> tuple[Path, Path]:
+    """Write ``<name>.ark`` + ``<name>.scp`` (kaldiio int32 vectors, in the order given) safely.
+
+    The ark is written under a temporary name; then the old scp is removed, the ark renamed into
+    place and the new scp (naming the final ark by absolute path) written atomically. An
+    interruption leaves either the old pair, or an ark with no scp, never an scp that lies.
+    """
+    out_dir = Path(out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
+    lines = []
+    with atomic_path(ark) as tmp_ark:
+        with open(tmp_ark, "wb") as f:
+            for key, lab in items:
+                if not key or any(c.isspace() for c in key):
+                    raise ValueError(f"invalid key {key!r} (empty or with white space)")
+                pos = f.tell()
+                kaldiio.save_ark(f, {key: np.asarray(lab, dtype=np.int32)})
+                lines.append(f"{key} {ark}:{pos + len(key.encode()) + 1}\n")
+        if scp.exists():
+            scp.unlink()  # the old scp must never point into the new ark
+    atomic_write_text(scp, "".join(lines))
+    return ark, scp

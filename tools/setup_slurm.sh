@@ -7,7 +7,10 @@
 #                                  the node; prints "slurm: idle" when ready. Re-running while the
 #                                  cluster is up only prints its status.
 #   tools/setup_slurm.sh status    prints "slurm: <node state>"; exit 0 if up, 3 if not.
-#   tools/setup_slurm.sh stop      stops slurmd, slurmctld and munged by the pids in their pid files.
+#   tools/setup_slurm.sh stop      stops slurmd, slurmctld and munged by the pids in their pid files
+#                                  (munged only if this script started it).
+# Exit status of start: 0 when up, 2 when Slurm cannot be installed or started here (not root, no
+# apt-get, the package install failed), 1 for any other failure.
 #
 # Environment:
 #   SLURM_STATE_DIR   where state, spool, logs, pid files and the config live
@@ -28,6 +31,7 @@ action=${1:-start}
 
 say() { echo "setup_slurm: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+cannot_install() { say "error: $*"; exit 2; }  # exit 2: Slurm cannot be installed/started here
 
 pid_alive() {  # pid file -> 0 if the process it names runs
   [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
@@ -81,18 +85,19 @@ if command -v sinfo >/dev/null && pid_alive "$state_dir/slurmctld.pid" && pid_al
   esac
 fi
 
-[ "$(id -u)" = 0 ] || die "must run as root (installs packages and starts daemons)"
+[ "$(id -u)" = 0 ] || cannot_install "must run as root (installs packages and starts daemons)"
 
 # 1. Install.
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null \
     || ! command -v munged >/dev/null; then
   pkgs="slurmctld slurmd slurm-client munge"
+  command -v apt-get >/dev/null || cannot_install "no apt-get to install $pkgs with"
   say "installing $pkgs"
   export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y -q --no-install-recommends $pkgs >/dev/null; then
     say "install failed; running apt-get update and retrying"
-    apt-get update -q >/dev/null || die "apt-get update failed"
-    apt-get install -y -q --no-install-recommends $pkgs >/dev/null || die "apt-get install $pkgs failed"
+    apt-get update -q >/dev/null || cannot_install "apt-get update failed"
+    apt-get install -y -q --no-install-recommends $pkgs >/dev/null || cannot_install "apt-get install $pkgs failed"
   fi
 fi
 

@@ -14,8 +14,7 @@
 # Works under `set -euo pipefail`. Our own implementation of the Kaldi semantics.
 
 __po_die() {
-  echo "$0: $*" >&2
-  [ -n "${help_message:-}" ] && echo "$help_message" >&2
+  echo "$0: $* (see $0 --help)" >&2
   exit 1
 }
 
@@ -61,7 +60,7 @@ while [ $# -gt 0 ]; do
   esac
   # The variable must already be set (declared with a default before sourcing this file).
   if ! declare -p "$__po_var" >/dev/null 2>&1; then
-    __po_die "unknown option --$__po_name (no variable '$__po_var' in this script)"
+    __po_die "unknown option --$__po_name: no variable '$__po_var' in this script"
   fi
   __po_old=${!__po_var}
   if [ "$__po_old" = true ] || [ "$__po_old" = false ]; then

@@ -7,8 +7,9 @@
 # JOB=1:N starts N jobs; every occurrence of JOB (any NAME in NAME=a:b) in the log name and in the
 # command is replaced by the job index. Jobs run in parallel, all at once unless --max-jobs-run
 # limits them. The command runs through bash: pass one argument to have it used verbatim
-# ('a | b > c'); with several arguments, those holding spaces or shell characters are quoted, so
-# write a pipe or redirection as its own escaped argument (\| \>), as in Kaldi.
+# ('a | b > c'); with several arguments, each is quoted for bash (so it reaches the program as it
+# was given) except plain words and the shell operators | || && ; < > >> 2> 2>> &> 2>&1 >&2 ( ),
+# so a pipe or redirection can be written as its own escaped argument (\| \>), as in Kaldi.
 #
 # Each log holds the command line, the start time, the command's output (stdout and stderr), then
 #   # Accounting: time=SECONDS threads=N
@@ -87,7 +88,9 @@ sub join_command {
   return $args[0] if @args == 1;
   my @out;
   for my $a (@args) {
-    if ($a ne "" && $a =~ /^\S+$/ && $a !~ /['"]/) { push @out, $a; }
+    if ($a =~ m{^[A-Za-z0-9_+=.,:/\@%-]+$} || $a =~ /^(\||\|\||&&|;|<|>|>>|2>|2>>|&>|2>&1|>&2|\(|\))$/) {
+      push @out, $a;
+    }
     else { (my $q = $a) =~ s/'/'\\''/g; push @out, "'$q'"; }
   }
   return join(" ", @out);

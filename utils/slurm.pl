@@ -16,8 +16,8 @@
 #
 # JOB=1:N submits one array job (--array=1-N); every occurrence of JOB in the log name and in the
 # command becomes the task index. The command is quoted as in run.pl (one argument: used verbatim;
-# several: arguments with spaces or quotes are quoted, \| and \> stay shell operators) and runs
-# through bash in the current folder with the current environment.
+# several: each quoted for bash except plain words and shell operators such as \| \> 2>&1) and
+# runs through bash in the current folder with the current environment.
 #
 # The batch script is written to <log dir>/q/<name>.sh and Slurm's own output of task K (time-limit
 # and cancel notices) to <log dir>/q/<name>.K.out. The script itself writes each log: command line,
@@ -80,7 +80,9 @@ sub join_command {
   return $args[0] if @args == 1;
   my @out;
   for my $a (@args) {
-    if ($a ne "" && $a =~ /^\S+$/ && $a !~ /['"]/) { push @out, $a; }
+    if ($a =~ m{^[A-Za-z0-9_+=.,:/\@%-]+$} || $a =~ /^(\||\|\||&&|;|<|>|>>|2>|2>>|&>|2>&1|>&2|\(|\))$/) {
+      push @out, $a;
+    }
     else { push @out, shq($a); }
   }
   return join(" ", @out);

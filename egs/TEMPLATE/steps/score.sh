@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Score a decoded set: PESQ, STOI, CSIG/CBAK/COVL, segSNR, SI-SDR and, where VAD labels and
+# predictions exist, VAD accuracy/precision/recall/F1/AUC. Split over --nj jobs through $cmd
+# (utils/run.pl or utils/slurm.pl), then merged into <enh_dir>/scoring: per-utterance files
+# (enhanced/<metric>, noisy/<metric>), errors, warnings, missing, extra, RESULTS.md, figures/.
+#
+# Inputs: <data_dir>/spk1.scp (clean references, required), wav.scp (noisy row), vad.scp,
+# utt2noise, utt2snr (Table II); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
+# <enh_dir>/../config.yaml (embedded in the report). Exit status non-zero if any utterance could
+# not be scored or has no enhanced file; the report is written first in any case.
+set -euo pipefail
+
+nj=4
+cmd=utils/run.pl
+title=            # name of the enhanced row (default: the experiment folder name)
+published=        # YAML/TSV with published rows for Table I (shown marked 'published')
+pesq_mode=        # wb or nb (default: wb at 16 kHz, nb at 8 kHz)
+figures=true      # example spectrogram/VAD PNGs in the report
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] <data_dir> <enh_dir>
+  e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
+
+. utils/parse_options.sh
+
+if [ $# -ne 2 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+data=$1
+enh=$2
+dir=$enh/scoring
+
+for f in "$data/spk1.scp" "$enh/enhanced.scp"; do
+  [ -f "$f" ] || { echo "$0: no such file: $f" >&2; exit 1; }
+done
+[ -n "$published" ] && [ ! -f "$published" ] && { echo "$0: no such file: $published" >&2; exit 1; }
+[ -n "$title" ] || title=$(basename "$(cd "$enh/.." && pwd)")
+
+opts=(--ref_scp "$data/spk1.scp" --enh_scp "$enh/enhanced.scp")
+[ -f "$data/wav.scp" ] && opts+=(--noisy_scp "$data/wav.scp")
+if [ -f "$data/vad.scp" ] && [ -f "$enh/vad_prob.scp" ]; then
+  opts+=(--vad_ref_scp "$data/vad.scp" --vad_hyp_scp "$enh/vad_prob.scp")
+fi
+[ -f "$data/utt2noise" ] && opts+=(--utt2noise "$data/utt2noise")
+[ -f "$data/utt2snr" ] && opts+=(--utt2snr "$data/utt2snr")
+[ -f "$enh/../config.yaml" ] && opts+=(--config_file "$enh/../config.yaml")
+[ -n "$pesq_mode" ] && opts+=(--pesq_mode "$pesq_mode")
+
+rm -rf "$dir/split$nj"
+mkdir -p "$dir/log"
+echo "$0: scoring $enh against $data with $nj jobs (logs: $dir/log/score.*.log)"
+jobs_ok=true
+$cmd JOB=1:"$nj" "$dir/log/score.JOB.log" \
+  csmvanet-score "${opts[@]}" --out_dir "$dir/split$nj/JOB" --job JOB --num_jobs "$nj" \
+    --report false --progress false || jobs_ok=false
+
+report=(--title "$title" --figures "$figures")
+[ -n "$published" ] && report+=(--published "$published")
+split_dirs=()
+for j in $(seq "$nj"); do split_dirs+=("$dir/split$nj/$j"); done
+merge_ok=true
+csmvanet-score "${opts[@]}" "${report[@]}" --out_dir "$dir" --merge "${split_dirs[@]}" \
+  2> "$dir/log/merge.log" || merge_ok=false
+
+echo "$0: wrote $dir/RESULTS.md"
+if ! $jobs_ok || ! $merge_ok; then
+  echo "$0: some utterances were not scored or have no enhanced file: see $dir/errors, $dir/missing and $dir/log/" >&2
+  exit 1
+fi
