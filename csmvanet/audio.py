@@ -70,8 +70,12 @@ def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int, subtype: s
     if subtype is None:
         subtype = "PCM_16"
     wave = np.asarray(wave)
+    # Encode in memory, then write the bytes: soundfile's close() forces each file to disk
+    # (sf_write_sync), which costs more than the encoding itself when writing many small files.
+    buf = io.BytesIO()
+    sf.write(buf, wave, int(sample_rate), subtype=subtype, format=fmt)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wave, int(sample_rate), subtype=subtype, format=fmt)
+        Path(tmp).write_bytes(buf.getvalue())
 
 
 def resample(wave: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ") -> np.ndarray:
@@ -118,3 +122,85 @@ def _read_ark(src: str) -> tuple[np.ndarray, int]:
 
 def _short(e: Exception) -> str:
     return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch resampling of an scp list (csmvanet-resample)
+# ---------------------------------------------------------------------------------------------
+
+_PCM16_MAX = 32767.0 / 32768.0
+
+
+def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
+    """(key, output path or None, output samples, clipped?, error or None) for one scp entry."""
+    key, value, out_dir, sr_out, subtype = args
+    try:
+        if not key or "/" in key or key.startswith(".") or any(c.isspace() for c in key):
+            raise AudioError(f"invalid key {key!r} for a file name ('/', white space or leading '.')")
+        wave, sr = read_audio(value)
+        if wave.shape[0] == 0:
+            raise AudioError(f"{value}: zero samples")
+        out = resample(wave, sr, sr_out)
+        clipped = False
+        if subtype == "PCM_16":
+            peak = float(np.max(np.abs(out))) if out.size else 0.0
+            if peak > _PCM16_MAX:  # soxr's filter can overshoot; never let 16-bit samples wrap
+                np.clip(out, -1.0, _PCM16_MAX, out=out)
+                clipped = True
+        path = str(Path(out_dir) / f"{key}.wav")
+        write_audio(path, out, sr_out, subtype=subtype)
+        return key, path, int(out.shape[0]), clipped, None
+    except (AudioError, OSError, ValueError) as e:
+        return key, None, 0, False, f"{key}: {e}"
+
+
+def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subtype: str = "PCM_16",
+                 progress: bool = True):
+    """Resample every entry of an scp mapping ``{key: scp value}`` to ``sr_out`` (soxr VHQ) into
+    ``out_dir/<key>.wav`` (written atomically), in ``nj`` processes.
+
+    Returns ``(paths, num_samples, failures, clipped)``: ``{key: output path}`` and ``{key: samples}``
+    for the entries that worked, one line per failed entry (naming key and file), and the keys whose
+    resampled samples exceeded the 16-bit range and were clipped. Output bytes do not depend on ``nj``.
+    """
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    if subtype not in ("PCM_16", "FLOAT"):
+        raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
+    if int(sr_out) <= 0:
+        raise ValueError(f"target sample rate must be positive, got {sr_out}")
+    out_dir = Path(out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(k, v, str(out_dir), int(sr_out), subtype) for k, v in entries.items()]
+    paths: dict[str, str] = {}
+    num_samples: dict[str, int] = {}
+    failures: list[str] = []
+    clipped: list[str] = []
+    nj = max(1, min(int(nj), len(jobs) or 1))
+    bar = tqdm(total=len(jobs), desc=f"resampling to {sr_out} Hz", unit="file", disable=not progress)
+    pool = None
+    try:
+        if nj == 1:
+            results = map(_resample_one, jobs)
+        else:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            pool = ctx.Pool(nj)
+            results = pool.imap(_resample_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * nj) or 1)))
+        for key, path, n, clip, err in results:
+            if err is not None:
+                failures.append(err)
+            else:
+                paths[key], num_samples[key] = path, n
+                if clip:
+                    clipped.append(key)
+            bar.update(1)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return paths, num_samples, failures, clipped

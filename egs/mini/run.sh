@@ -62,14 +62,14 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
       --noise_scp "$datadir/$noise/wav.scp" --noise2type "$datadir/$noise/utt2noise" \
       "${opts[@]}" --spec "$datadir/$part/spec.tsv" \
       --out_wav_dir "$dumpdir/$part" --data_dir "$datadir/$part" --nj "$nj" --quiet
-    csmvanet-vad-labels --scp "$datadir/$part/spk1.scp" --out_dir "$datadir/$part" --config conf/vad.yaml --nj "$nj"
+    csmvanet-vad-labels --scp "$datadir/$part/spk1.scp" --out_dir "$datadir/$part" --config conf/vad.yaml --stft_config "$train_config" --nj "$nj" --quiet
     utils/validate_data_dir.sh "$datadir/$part"
   done
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3: train $train_config -> $exp"
-  steps/train.sh --cmd "$train_cmd" --ngpu "$ngpu" --train_args "$train_args" \
+  steps/train.sh --cmd "$cuda_cmd" --ngpu "$ngpu" --train_args "$train_args" \
     "$train_config" "$datadir/train" "$datadir/valid" "$exp"
 fi
 
