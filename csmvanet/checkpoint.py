@@ -21,6 +21,7 @@ Model-weight files are plain ``state_dict``s, loadable by ``model.load_state_dic
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -50,6 +51,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask_mode(path: Path) -> None:
+    """Give a file made by mkstemp (mode 0600) the usual mode 0666 & ~umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~mask)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomic text file with the usual permissions."""
+    atomic_write_text(path, text)
+    _umask_mode(Path(path))
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync dir)."""
     path = Path(path)
@@ -58,6 +73,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        _umask_mode(Path(tmp))
     _fsync_dir(path.parent)
 
 
@@ -179,7 +195,7 @@ def read_history(exp_dir: str | os.PathLike) -> list[dict]:
 
 
 def write_history(exp_dir: str | os.PathLike, history: list[dict]) -> None:
-    atomic_write_text(Path(exp_dir) / "history.json", json.dumps(history, indent=1) + "\n")
+    write_text(Path(exp_dir) / "history.json", json.dumps(history, indent=1) + "\n")
 
 
 def rank_epochs(history: list[dict], criterion: str, nbest: int | None = None) -> list[tuple[int, float]]:
@@ -220,7 +236,7 @@ def update_best(exp_dir: str | os.PathLike, history: list[dict], criterion: str,
     if not chosen:
         raise CheckpointError(f"{exp_dir}: no epoch<N>.pth file left for the best epochs by {criterion}")
     lines = "".join(f"{i} {ep} {v:.6g} {epoch_file(exp_dir, ep).name}\n" for i, (ep, v) in enumerate(chosen, 1))
-    atomic_write_text(exp_dir / f"{criterion}.best.txt", lines)
+    write_text(exp_dir / f"{criterion}.best.txt", lines)
     states = [load_model_state(epoch_file(exp_dir, ep)) for ep, _ in chosen]
     save_checkpoint(states[0], exp_dir / f"{criterion}.best.pth")
     save_checkpoint(average_state_dicts(states), exp_dir / f"{criterion}.ave.pth")

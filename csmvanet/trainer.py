@@ -39,6 +39,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ from csmvanet import checkpoint as ckpt
 from csmvanet.config import dump_config
 from csmvanet.dataset import GlobalBatchSampler, ShardSampler, TrainSegments, WholeUtterances, collate
 from csmvanet.features import STFTConfig
-from csmvanet.fileio import atomic_path, atomic_write_text
+from csmvanet.fileio import atomic_path
 
 log = logging.getLogger("csmvanet.trainer")
 
@@ -80,7 +81,10 @@ TRAIN_DEFAULTS = {
 OPTIM_DEFAULTS = {"name": "adamw", "lr": 5e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
 SCHED_DEFAULTS = {"name": "steplr", "step_size": 30, "gamma": 0.5}
 TERMS = ("loss", "time", "mag", "ri", "vad")
-KILL_ENV = "CSMVANET_FAULT_KILL_AFTER_STEP"   # fault injection for tests: SIGKILL self after step k
+# Fault injection for tests: SIGKILL this process right after global step k; make rank r's weights
+# differ from the others after the first step (to show that train.ddp_check_every catches it).
+KILL_ENV = "CSMVANET_FAULT_KILL_AFTER_STEP"
+DESYNC_ENV = "CSMVANET_FAULT_DESYNC_RANK"
 
 
 class TrainingError(RuntimeError):
@@ -255,6 +259,11 @@ def _fp32(out: dict) -> dict:
     return res
 
 
+def _worker_ignores_sigterm(_worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM to the main process, which saves a checkpoint and stops them."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _FileLogging:
     """Log to E/train.log (rank 0), unless stderr already goes to that file (run.pl's log)."""
 
@@ -311,6 +320,13 @@ class Trainer:
         self.argv = list(argv or [])
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         self._logging = _FileLogging(self.exp_dir, self.dist)
+        try:
+            self._setup(cfg, resume, build_model, build_loss)
+        except BaseException:
+            self._logging.close()
+            raise
+
+    def _setup(self, cfg: dict, resume: bool, build_model, build_loss) -> None:
         last = self.exp_dir / "checkpoint_last.pth"
         if last.exists() and not resume:
             raise TrainingError(f"{last} exists: pass --resume to continue that run, or use a new --exp_dir")
@@ -378,6 +394,9 @@ class Trainer:
         self.tb = None
         kill = os.environ.get(KILL_ENV)
         self._kill_after = int(kill) if kill else None
+        desync = os.environ.get(DESYNC_ENV)
+        self._desync = desync is not None and int(desync) == self.dist.rank
+        self._term = False
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -458,7 +477,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         if not self.dist.is_main:
             return
-        atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.cfg))
+        ckpt.write_text(self.exp_dir / "config.yaml", dump_config(self.cfg))
         args = " ".join(shlex.quote(a) for a in self.argv)
         if "LOCAL_WORLD_SIZE" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:
             nnodes = self.dist.world_size // max(1, int(os.environ["LOCAL_WORLD_SIZE"]))
@@ -474,8 +493,9 @@ class Trainer:
                 f"{datetime.datetime.now().isoformat(timespec='seconds')}). Extra arguments are appended.\n"
                 f"cd {shlex.quote(os.getcwd())}\n"
                 f"exec {launcher} {args} \"$@\"\n")
-        atomic_write_text(self.exp_dir / "run.sh", text)
-        os.chmod(self.exp_dir / "run.sh", 0o755)
+        ckpt.write_text(self.exp_dir / "run.sh", text)
+        mode = os.stat(self.exp_dir / "run.sh").st_mode
+        os.chmod(self.exp_dir / "run.sh", mode | (mode & 0o444) >> 2)   # +x where readable
 
     def _log_header(self) -> None:
         from csmvanet.version import __version__
@@ -499,8 +519,26 @@ class Trainer:
             return
         self.tb = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.global_step or None)
 
+    def _on_sigterm(self, signum, frame) -> None:
+        self._term = True
+
+    def _stop_requested(self) -> bool:
+        if not self.dist.distributed:
+            return self._term
+        flag = torch.tensor([1.0 if self._term else 0.0], device=self.device)
+        if self.dist.distributed:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return flag.item() > 0
+
     def run(self) -> dict:
-        """Train to ``train.epochs``; returns the last history entry (or {} if nothing ran)."""
+        """Train to ``train.epochs``; returns the last history entry (or {} if nothing ran).
+
+        SIGTERM (a cluster's time limit, run.pl/slurm.pl being killed) finishes the current step,
+        saves checkpoint_last.pth and raises TrainingError; ``--resume`` continues from there.
+        """
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            old_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             if self.resume_from is not None:
                 self.load(self.resume_from)
@@ -517,6 +555,8 @@ class Trainer:
                 self._finalise()
             return self.history[-1] if self.history else {}
         finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
             if self.tb is not None:
                 self.tb.close()
             self._logging.close()
@@ -529,6 +569,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(int(self.t["seed"]) * 100003 + self.epoch)
         return torch.utils.data.DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate,
                                            num_workers=self.t["num_workers"], generator=gen,
+                                           worker_init_fn=_worker_ignores_sigterm,
                                            pin_memory=self.device.type == "cuda")
 
     def _autocast(self):
@@ -576,10 +617,17 @@ class Trainer:
                 if self.tb is not None:
                     for k in TERMS:
                         self.tb.add_scalar(f"train_step/{k}", means[k], self.global_step)
+            if self._desync and self.global_step == 1:
+                with torch.no_grad():
+                    next(self.module.parameters()).add_(1e-3)
             if self.t["ddp_check_every"] and self.dist.distributed and self.global_step % self.t["ddp_check_every"] == 0:
                 self._check_ranks_identical()
             if save_every and self.step % save_every == 0 and self.step < self.steps_per_epoch:
                 self.save()
+            if self._stop_requested():
+                self.save()
+                raise TrainingError(f"stopped by SIGTERM after epoch {self.epoch} step {self.step}; "
+                                    f"{self.exp_dir / 'checkpoint_last.pth'} saved: continue with --resume")
             if self._kill_after is not None and self.global_step == self._kill_after:
                 if self.dist.is_main:
                     log.warning("%s=%d: killing this process with SIGKILL (fault injection)", KILL_ENV,
@@ -616,11 +664,12 @@ class Trainer:
                     out = self.model(noisy)
                 terms = self.loss_fn(_fp32(out), clean, vad)
                 loss = terms["loss"]
-                flag = torch.tensor([1.0 if bool(torch.isfinite(loss)) else 0.0], device=self.device)
+                local_ok = bool(torch.isfinite(loss))
+                flag = torch.tensor([1.0 if local_ok else 0.0], device=self.device)
                 _all_reduce(flag, self.dist, torch.distributed.ReduceOp.MIN if self.dist.distributed else None)
-                if flag.item() < 1.0:
+                if flag.item() < 1.0:   # every rank skips together
                     finite = False
-                    bad_keys = batch["keys"]
+                    bad_keys = (f"batch {', '.join(batch['keys'])}" if not local_ok else "on another rank")
                     continue
                 self.scaler.scale(loss / accum).backward()
             sums += torch.tensor([float(terms[k].detach()) for k in TERMS], dtype=torch.float64)
@@ -639,7 +688,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_total += 1
             self.nonfinite_in_row += 1
-            what = (f"loss (batch {', '.join(bad_keys)})" if bad_keys else "gradient norm")
+            what = f"loss ({bad_keys})" if bad_keys else "gradient norm"
             log.warning("epoch %d step %d: non-finite %s; step skipped (%d in a row, %d in total)", self.epoch,
                         self.step + 1, what, self.nonfinite_in_row, self.nonfinite_total)
             if self.nonfinite_in_row >= int(self.t["max_nonfinite"]):
@@ -822,6 +871,7 @@ class Trainer:
         out = self.exp_dir / "curves.png"
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=80)
+            ckpt._umask_mode(tmp)
         plt.close(fig)
         return out
 
@@ -829,14 +879,21 @@ class Trainer:
 # ------------------------------------------------------------------------------------ entry points
 
 def train(cfg: dict, train_dir, valid_dir, exp_dir, *, resume: bool = False, seed: int | None = None,
-          ngpu: int = 0, argv: list[str] | None = None) -> dict:
-    """Resolve the config, set up the processes and run the training; returns the last epoch's values."""
+          ngpu: int = 0, nproc: int | None = None, argv: list[str] | None = None) -> dict:
+    """Resolve the config, set up the processes and run the training; returns the last epoch's values.
+
+    Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank. Otherwise ``nproc``
+    local processes are spawned (default: ``ngpu`` when > 1, else 1); ``ngpu`` 0 with ``nproc`` > 1
+    is DDP on the CPU (gloo).
+    """
     cfg = resolve_config(cfg, seed)
     in_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if ngpu > 1 and not in_torchrun:
-        if not torch.cuda.is_available() or torch.cuda.device_count() < ngpu:
+    if nproc is None:
+        nproc = ngpu if ngpu > 1 else 1
+    if nproc > 1 and not in_torchrun:
+        if ngpu > 0 and (not torch.cuda.is_available() or torch.cuda.device_count() < nproc):
             raise TrainingError(f"--ngpu {ngpu}: only {torch.cuda.device_count()} CUDA device(s) here")
-        spawn_local(ngpu, _train_process, cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv)
+        spawn_local(nproc, _train_process, cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv)
         return ckpt.read_history(exp_dir)[-1]
     return _train_process(cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv)
 

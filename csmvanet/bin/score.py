@@ -88,6 +88,22 @@ def main(argv=None) -> int:
     log = logging.getLogger(prog)
     log.info("%s", " ".join([prog] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]))
 
+    try:  # check the report inputs before spending time on scoring
+        from csmvanet.config import load_config
+        from csmvanet.datadir import read_scp
+        from csmvanet.metrics.report import load_published
+
+        if args.published:
+            load_published(args.published)
+        if args.config_file:
+            load_config(args.config_file)
+        for f in (args.utt2noise, args.utt2snr):
+            if f:
+                read_scp(f)
+    except (DataDirError, FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+
     inputs = ScoreInputs(args.ref_scp, args.enh_scp, args.noisy_scp, args.vad_ref_scp, args.vad_hyp_scp)
     opts = ScoreOptions(pesq_mode=args.pesq_mode, vad_threshold=args.vad_threshold)
     unscored: list[str] = []

@@ -1,14 +1,12 @@
 """Single-pair metrics: PESQ (``pesq`` package), STOI (``pystoi``), SI-SDR and VAD frame metrics."""
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
-__all__ = ["pesq_score", "pesq_or_reason", "pesq_mode_for", "pesq_for_composite", "nb_raw_from_lqo", "stoi_score", "si_sdr", "vad_metrics", "binary_auc",
+__all__ = ["pesq_score", "pesq_or_reason", "pesq_mode_for", "pesq_for_composite", "nb_raw_from_lqo",
+           "stoi_or_reason", "stoi_score", "si_sdr", "vad_metrics", "binary_auc",
            "PESQ_IMPL", "STOI_IMPL"]
 
 PESQ_SAMPLE_RATES = (8000, 16000)
@@ -70,7 +68,9 @@ def pesq_or_reason(ref: np.ndarray, deg: np.ndarray, fs: int,
     try:
         return float(pesq(fs, ref, deg, mode)), None
     except PesqError as e:  # NoUtterancesError, BufferTooShortError, ...
-        return float("nan"), f"PESQ: {type(e).__name__}" + (f" ({e})" if str(e) else "")
+        msg = e.args[0] if e.args else ""
+        msg = msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
+        return float("nan"), f"PESQ: {type(e).__name__}" + (f" ({msg})" if msg else "")
 
 
 def nb_raw_from_lqo(mos_lqo: float) -> float:
@@ -91,26 +91,44 @@ def pesq_for_composite(value: float, fs: int, mode: str | None = None) -> float:
 
 def stoi_score(ref: np.ndarray, deg: np.ndarray, fs: int, extended: bool = False) -> float:
     """STOI (pystoi; resamples to 10 kHz internally). NaN if pystoi cannot score the pair."""
+    return stoi_or_reason(ref, deg, fs, extended)[0]
+
+
+def stoi_or_reason(ref: np.ndarray, deg: np.ndarray, fs: int,
+                   extended: bool = False) -> tuple[float, str | None]:
+    """(STOI, None) or (NaN, reason): too short, or no speech frames left in the reference
+    (pystoi would return a placeholder 1e-5 with a warning; we return NaN instead)."""
+    import warnings
+
     from pystoi import stoi
 
     n = min(len(ref), len(deg))
-    try:
-        with np.errstate(all="ignore"):
-            return float(stoi(np.asarray(ref[:n], np.float64), np.asarray(deg[:n], np.float64), fs,
-                              extended=extended))
-    except Exception as e:  # pystoi raises plain exceptions for too short input
-        log.warning("STOI failed: %s", e)
-        return float("nan")
+    if not np.any(ref[:n]):
+        return float("nan"), "STOI: the reference is digital silence"
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        try:
+            value = float(stoi(np.asarray(ref[:n], np.float64), np.asarray(deg[:n], np.float64), fs,
+                               extended=extended))
+        except Exception as e:  # pystoi raises plain exceptions for very short input
+            return float("nan"), f"STOI: {e}"
+    for w in caught:
+        if "Not enough STFT frames" in str(w.message):
+            return float("nan"), "STOI: no speech frames in the reference"
+    return value, None
 
 
 def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Scale-invariant SDR in dB (Le Roux et al. 2019), both signals made zero-mean first."""
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), both signals made zero-mean first.
+    NaN for a constant (silent) reference."""
     n = min(len(ref), len(est))
     r = np.asarray(ref[:n], dtype=np.float64)
     e = np.asarray(est[:n], dtype=np.float64)
     r = r - r.mean()
     e = e - e.mean()
     eps = np.finfo(np.float64).eps
+    if not np.any(r):
+        return float("nan")  # undefined for a silent (constant) reference
     alpha = np.dot(e, r) / (np.dot(r, r) + eps)
     target = alpha * r
     noise = e - target

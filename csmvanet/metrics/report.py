@@ -261,13 +261,13 @@ def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndar
     import matplotlib.pyplot as plt
 
     n_rows = len(waves) + (1 if vad_ref is not None or vad_hyp is not None else 0)
-    fig, axes = plt.subplots(n_rows, 1, figsize=(10, 2.3 * n_rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(n_rows, 1, figsize=(9, 1.9 * n_rows + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]
     vmax = max(_spectrogram_db(w).max() for _, w in waves)
     for ax, (name, w) in zip(axes, waves):
         s = _spectrogram_db(w)
         ax.imshow(s, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-                  extent=[0, len(w) / fs, 0, fs / 2000])
+                  extent=[0, len(w) / fs, 0, fs / 2000], interpolation="nearest")
         ax.set_ylabel("kHz")
         ax.set_title(name, fontsize=9, loc="left")
     if n_rows > len(waves):
@@ -284,9 +284,10 @@ def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndar
         ax.legend(loc="upper right", fontsize=7)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"{utt}: {title}", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / fig.get_figheight(),
+                        top=1 - 0.45 / fig.get_figheight(), hspace=0.35)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=72, format="png")
     plt.close(fig)
 
 
@@ -314,6 +315,8 @@ def make_figures(out_dir: Path, results: list[UttResult], inputs: ScoreInputs,
     by_utt = {r.utt: r for r in results}
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):  # examples of an earlier run
+        old.unlink()
     out = []
     for label, utt, gain in picks:
         try:

@@ -28,7 +28,7 @@ import numpy as np
 from csmvanet.audio import AudioError, read_audio
 from csmvanet.datadir import read_scp
 from csmvanet.fileio import atomic_write_text
-from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_score, vad_metrics
+from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_or_reason, vad_metrics
 from csmvanet.metrics.composite import composite_from_parts, composite_measures
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,10 @@ def score_arrays(ref: np.ndarray, deg: np.ndarray, fs: int, pesq_mode: str | Non
     pesq, reason = pesq_or_reason(ref, deg, fs, pesq_mode)
     if reason and notes is not None:
         notes.append(reason + "; PESQ and CSIG/CBAK/COVL are NaN")
-    out = {"pesq": pesq, "stoi": stoi_score(ref, deg, fs), "si_sdr": si_sdr(ref, deg)}
+    stoi, reason = stoi_or_reason(ref, deg, fs)
+    if reason and notes is not None:
+        notes.append(reason + "; STOI is NaN")
+    out = {"pesq": pesq, "stoi": stoi, "si_sdr": si_sdr(ref, deg)}
     try:
         out.update(composite_measures(ref, deg, fs, pesq=pesq_for_composite(pesq, fs, pesq_mode)))
     except ValueError as e:  # too short to frame
@@ -82,8 +85,11 @@ def _read_mono(src: str, what: str) -> tuple[np.ndarray, int]:
 
 def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None = None,
                     vad_ref_src: str | None = None, vad_hyp_src: str | None = None,
-                    opts: ScoreOptions | None = None) -> UttResult:
-    """Score one utterance; never raises for bad data: the problem goes to ``error``/``warnings``."""
+                    opts: ScoreOptions | None = None, with_vad: bool | None = None) -> UttResult:
+    """Score one utterance; never raises for bad data: the problem goes to ``error``/``warnings``.
+
+    ``with_vad``: score VAD (NaN + warning where a label or prediction entry is missing); by
+    default when either VAD source is given."""
     opts = opts or ScoreOptions()
     res = UttResult(utt)
     try:
@@ -112,7 +118,9 @@ def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None 
         notes = []
         res.scores["noisy"] = score_arrays(ref, noisy, fs, opts.pesq_mode, notes)
         res.warnings += [f"noisy: {m}" for m in notes]
-    if vad_ref_src is not None or vad_hyp_src is not None:
+    if with_vad is None:
+        with_vad = vad_ref_src is not None or vad_hyp_src is not None
+    if with_vad:
         res.scores["enhanced"].update(_score_vad(res, vad_ref_src, vad_hyp_src, opts))
     return res
 
@@ -234,6 +242,9 @@ def write_results(out_dir: Path, results: list[UttResult], *, missing: list[str]
             continue
         sysdir.mkdir(exist_ok=True)
         metrics = [m for m in ALL_METRICS if any(m in r.scores[system] for r in present)]
+        for f in sysdir.iterdir():  # files of an earlier run with other inputs
+            if f.name not in metrics:
+                f.unlink()
         for m in metrics:
             lines = sorted(((r.utt, r.scores[system].get(m, math.nan)) for r in present),
                            key=lambda kv: kv[0].encode())
@@ -331,8 +342,7 @@ def score_lists(inputs: ScoreInputs, out_dir: Path, *, nj: int = 1, job: int | N
         vh = vhyp.get(k) if vhyp is not None else None
         with_vad = vref is not None and vhyp is not None
         # with VAD lists, an utterance lacking labels or a prediction gets NaN VAD and a warning
-        tasks.append((k, ref[k], enh[k], noisy_src, vr if with_vad else None,
-                      vh if with_vad else None, opts))
+        tasks.append((k, ref[k], enh[k], noisy_src, vr, vh, opts, with_vad))
     for r in run_scoring(tasks, nj=nj, progress=progress):
         results.append(r)
     is_job = job is not None

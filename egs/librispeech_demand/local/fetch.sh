@@ -1,0 +1,1 @@
+../../voicebank/local/fetch.sh
