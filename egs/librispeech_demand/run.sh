@@ -133,10 +133,9 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: score $exp/enhanced_test against $dumpdir/test (Table II: per noise and SNR)"
   score_ok=true
   steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
-    "$dumpdir/test" "$exp/enhanced_test" || score_ok=false
-  # the report (figure links made relative to $exp), then the paper's Table II for comparison
-  { sed 's#](figures/#](enhanced_test/scoring/figures/#g' "$exp/enhanced_test/scoring/RESULTS.md"; echo
-    cat "$published_table2"; } > "$exp/RESULTS.md.tmp"
+    --report_copy "$exp/RESULTS.md" "$dumpdir/test" "$exp/enhanced_test" || score_ok=false
+  # the paper's Table II for comparison, after our report
+  { cat "$exp/RESULTS.md"; echo; cat "$published_table2"; } > "$exp/RESULTS.md.tmp"
   mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
   log "Results: $exp/RESULTS.md"
   $score_ok || { log "some utterances were not scored: see $exp/enhanced_test/scoring/"; exit 1; }

@@ -51,19 +51,28 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: simulation and VAD labels"
   # training: 2 s clips, SNR drawn from $train_snrs; validation: whole utterances of the held-out
   # speaker with training noises; test: whole utterances of unseen speakers with unseen noises.
+  # Each data dir is built under a temporary name and renamed once it validates, so a killed run
+  # leaves nothing a later stage would trust (the audio is written atomically file by file and is
+  # the same on every run: the simulation is a pure function of the spec and the seed).
   for part in train valid test; do
     case $part in
       train) noise=noise_train; opts=(--num "$num_train" --length 2 --snrs "$train_snrs" --seed "$seed") ;;
       valid) noise=noise_train; opts=(--snrs "$test_snrs" --seed "$((seed + 1))") ;;
       test)  noise=noise_test;  opts=(--snrs "$test_snrs" --seed "$((seed + 2))") ;;
     esac
+    tmp=$datadir/.tmp.$part
+    rm -rf "$tmp"
     csmvanet-simulate --make_spec --speech_scp "$datadir/speech_$part/wav.scp" \
       --speech_utt2spk "$datadir/speech_$part/utt2spk" \
       --noise_scp "$datadir/$noise/wav.scp" --noise2type "$datadir/$noise/utt2noise" \
-      "${opts[@]}" --spec "$datadir/$part/spec.tsv" \
-      --out_wav_dir "$dumpdir/$part" --data_dir "$datadir/$part" --nj "$nj" --quiet
-    csmvanet-vad-labels --scp "$datadir/$part/spk1.scp" --out_dir "$datadir/$part" --config conf/vad.yaml --stft_config "$train_config" --nj "$nj" --quiet
-    utils/validate_data_dir.sh "$datadir/$part"
+      "${opts[@]}" --spec "$tmp/spec.tsv" \
+      --out_wav_dir "$dumpdir/$part" --data_dir "$tmp" --nj "$nj" --quiet
+    # VAD labels live beside the audio in dump/ (the scp holds the ark's absolute path).
+    csmvanet-vad-labels --scp "$tmp/spk1.scp" --out_dir "$dumpdir/$part/vad" --config conf/vad.yaml \
+      --stft_config "$train_config" --nj "$nj" --quiet
+    cp "$dumpdir/$part/vad/vad.scp" "$tmp/vad.scp"
+    utils/validate_data_dir.sh "$tmp"
+    rm -rf "$datadir/$part" && mv "$tmp" "$datadir/$part"
   done
 fi
 
@@ -80,7 +89,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: score -> $exp/RESULTS.md"
-  steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "egs/mini: $tag" "$datadir/test" "$exp/enhanced_test"
-  cp "$exp/enhanced_test/scoring/RESULTS.md" "$exp/RESULTS.md.tmp" && mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
+  steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "egs/mini: $tag" --report_copy "$exp/RESULTS.md" \
+    "$datadir/test" "$exp/enhanced_test"
   log "done: $exp/RESULTS.md"
 fi

@@ -118,10 +118,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: score $exp/enhanced_test against $dumpdir/test"
   score_ok=true
   steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
-    "$dumpdir/test" "$exp/enhanced_test" || score_ok=false
-  # the report, with its figure links made relative to $exp
-  sed 's#](figures/#](enhanced_test/scoring/figures/#g' "$exp/enhanced_test/scoring/RESULTS.md" > "$exp/RESULTS.md.tmp"
-  mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
+    --report_copy "$exp/RESULTS.md" "$dumpdir/test" "$exp/enhanced_test" || score_ok=false
   log "Results: $exp/RESULTS.md"
   $score_ok || { log "some utterances were not scored: see $exp/enhanced_test/scoring/"; exit 1; }
 fi

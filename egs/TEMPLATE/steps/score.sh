@@ -16,7 +16,8 @@ title=            # name of the enhanced row (default: the experiment folder nam
 published=        # YAML/TSV with published rows for Table I (shown marked 'published')
 pesq_mode=        # wb or nb (default: wb at 16 kHz, nb at 8 kHz)
 figures=true      # example spectrogram/VAD PNGs in the report
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] <data_dir> <enh_dir>
+report_copy=      # also write the report to this file (e.g. exp/<tag>/RESULTS.md), figure links kept valid
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--report-copy FILE] <data_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -62,6 +63,13 @@ csmvanet-score "${opts[@]}" "${report[@]}" --out_dir "$dir" --merge "${split_dir
   2> "$dir/log/merge.log" || merge_ok=false
 
 echo "$0: wrote $dir/RESULTS.md"
+if [ -n "$report_copy" ] && [ -f "$dir/RESULTS.md" ]; then
+  mkdir -p "$(dirname "$report_copy")"
+  rel=$(realpath --relative-to="$(dirname "$report_copy")" "$dir")
+  sed "s#](figures/#]($rel/figures/#g" "$dir/RESULTS.md" > "$report_copy.tmp"
+  mv "$report_copy.tmp" "$report_copy"
+  echo "$0: wrote $report_copy"
+fi
 if ! $jobs_ok || ! $merge_ok; then
   echo "$0: some utterances were not scored or have no enhanced file: see $dir/errors, $dir/missing and $dir/log/" >&2
   exit 1
