@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Benchmark of inference (csmvanet.enhance): bounded memory, real-time factor, seam quality.
+
+Run by hand (not a unit test)::
+
+    tools/venv/bin/python bench/bench_enhance.py                       # all three, paper config
+    tools/venv/bin/python bench/bench_enhance.py --long_seconds 120    # shorter long file
+    tools/venv/bin/python bench/bench_enhance.py --only seams --seam_seconds 20
+
+Every measurement uses the config given (default: the paper's, egs/voicebank/conf/train.yaml) with
+random weights (seed 0), on speech-like audio from csmvanet.synthetic mixed with babble noise.
+
+memory  Peak RSS (ru_maxrss) of enhancing a ``--long_seconds`` file (default 600 s) and a
+        ``--short_seconds`` file (default 10 s) file-to-file (Enhancer.enhance_file, as the CLI does),
+        each in a fresh subprocess; prints both, the ratio (the target: <= 1.5) and the RSS after
+        loading the model (what is not audio-dependent).
+rtf     Real-time factor (wall time / audio duration) of enhance_file on a ``--rtf_seconds`` file
+        (default 30 s) on CPU with each of ``--threads`` (default 1 and 2), in subprocesses, after
+        one warm-up segment.
+seams   Chunked vs whole-file output of the same model on a ``--seam_seconds`` input (default 20 s;
+        the whole-file pass needs memory quadratic in the length): SI-SDR (dB) for a grid of
+        segment/overlap settings, and the same for the frame VAD (max abs difference).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_CONFIG = ROOT / "egs" / "voicebank" / "conf" / "train.yaml"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _enhancer(config: str, threads: int, segment: float | None, overlap: float | None):
+    import torch
+
+    from csmvanet.config import load_config
+    from csmvanet.enhance import Enhancer
+    from csmvanet.nets import build_model
+
+    torch.set_num_threads(threads)
+    cfg = load_config(config)
+    torch.manual_seed(0)
+    return Enhancer(build_model(cfg), cfg, segment_seconds=segment, overlap_seconds=overlap)
+
+
+def _noisy(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """Speech-like audio + babble at 5 dB SNR; long signals tile a 30 s piece (generation is slow)."""
+    from csmvanet.synthetic import noise, speech_like
+
+    piece = min(seconds, 30.0)
+    s, _ = speech_like(seed, seconds=piece, sr=sr)
+    n = noise("babble", seed + 1, seconds=piece, sr=sr)
+    x = s + n * (np.std(s) / np.std(n)) * 10 ** (-5 / 20)
+    x = (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+    reps = int(np.ceil(seconds / piece))
+    return np.tile(x, reps)[: int(round(seconds * sr))]
+
+
+def _write_long(path: Path, seconds: float, sr: int = 16000) -> None:
+    import soundfile as sf
+
+    x = _noisy(min(seconds, 30.0), sr)
+    n = int(round(seconds * sr))
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
+        done = 0
+        while done < n:
+            k = min(len(x), n - done)
+            f.write(x[:k])
+            done += k
+
+
+# ------------------------------------------------------------------------------------------ children
+
+def child(args) -> None:
+    t0 = time.perf_counter()
+    enh = _enhancer(args.config, args.threads, args.segment_seconds, args.overlap_seconds)
+    import soundfile as sf
+
+    warm = np.zeros(enh.segment, np.float32)
+    if args.warmup:
+        enh.enhance(warm, enh.sample_rate)
+    loaded_rss = _rss_mb()
+    loaded_peak = _peak_mb()
+    t1 = time.perf_counter()
+    res = enh.enhance_file(args.child, args.child_out)
+    t2 = time.perf_counter()
+    print(json.dumps({"peak_rss_mb": _peak_mb(), "rss_after_load_mb": loaded_rss, "peak_after_load_mb": loaded_peak,
+                      "seconds": t2 - t1, "load_seconds": t1 - t0,
+                      "audio_seconds": res.num_samples / res.sample_rate,
+                      "frames": sf.info(args.child_out).frames}))
+
+
+def run_child(args, wav: Path, threads: int, warmup: bool) -> dict:
+    out = wav.with_name(wav.stem + ".enh.wav")
+    cmd = [sys.executable, __file__, "--child", str(wav), "--child_out", str(out), "--config", args.config,
+           "--threads", str(threads)]
+    if args.segment_seconds is not None:
+        cmd += ["--segment_seconds", str(args.segment_seconds)]
+    if args.overlap_seconds is not None:
+        cmd += ["--overlap_seconds", str(args.overlap_seconds)]
+    if warmup:
+        cmd.append("--warmup")
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    if proc.returncode != 0:
+        sys.exit(f"child failed: {' '.join(cmd)}\n{proc.stderr}")
+    out.unlink(missing_ok=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------ benches
+
+def bench_memory(args, tmp: Path) -> None:
+    rows = {}
+    for name, sec in (("short", args.short_seconds), ("long", args.long_seconds)):
+        wav = tmp / f"{name}.wav"
+        _write_long(wav, sec)
+        rows[name] = r = run_child(args, wav, args.memory_threads, warmup=False)
+        wav.unlink()
+        print(f"  {name:5s} {sec:7.1f} s: peak RSS {r['peak_rss_mb']:8.1f} MiB (after model load "
+              f"{r['rss_after_load_mb']:.1f} MiB), {r['seconds']:.1f} s, RTF {r['seconds'] / sec:.3f}", flush=True)
+    ratio = rows["long"]["peak_rss_mb"] / rows["short"]["peak_rss_mb"]
+    grow = rows["long"]["peak_rss_mb"] - rows["short"]["peak_rss_mb"]
+    print(f"  peak RSS ratio long/short = {ratio:.3f} (target <= 1.5); difference {grow:+.1f} MiB")
+
+
+def bench_rtf(args, tmp: Path) -> None:
+    wav = tmp / "rtf.wav"
+    _write_long(wav, args.rtf_seconds)
+    for th in args.threads:
+        r = run_child(args, wav, th, warmup=True)
+        print(f"  {th} thread(s): {r['seconds']:.1f} s for {r['audio_seconds']:.1f} s of audio: "
+              f"RTF {r['seconds'] / r['audio_seconds']:.3f}", flush=True)
+    wav.unlink()
+
+
+def bench_seams(args) -> None:
+    import torch
+
+    from csmvanet.metrics import si_sdr
+
+    enh = _enhancer(args.config, max(args.threads), None, None)
+    x = _noisy(args.seam_seconds, enh.sample_rate)
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = enh.model(torch.from_numpy(x)[None])
+    ref, vref = out["wave"][0].numpy(), out["vad"]
+    vref = None if vref is None else vref[0].numpy()
+    print(f"  whole-file pass: {time.perf_counter() - t:.1f} s")
+    del out
+    for seg, ov in args.grid:
+        enh.set_chunking(seg, ov)
+        t = time.perf_counter()
+        y, v = enh.enhance(x, enh.sample_rate, limit=False)
+        dv = float(np.max(np.abs(v - vref))) if v is not None else float("nan")
+        print(f"  segment {seg:4.1f} s overlap {ov:3.1f} s: SI-SDR {si_sdr(ref, y):6.2f} dB, "
+              f"VAD max |diff| {dv:.4f}, {time.perf_counter() - t:.1f} s", flush=True)
+
+
+def header(args) -> None:
+    import torch
+
+    import csmvanet
+    from csmvanet.metrics.report import git_hash
+
+    print(f"# bench_enhance {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"# csmvanet {csmvanet.__version__} git {git_hash()}, torch {torch.__version__}, numpy {np.__version__}, "
+          f"python {platform.python_version()}")
+    print(f"# config {args.config}; {os.cpu_count()} CPU(s) {platform.processor() or platform.machine()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    seg = args.segment_seconds if args.segment_seconds is not None else "default"
+    ov = args.overlap_seconds if args.overlap_seconds is not None else "default"
+    print(f"# segment {seg}, overlap {ov}; random weights (seed 0)", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(PAPER_CONFIG))
+    p.add_argument("--only", choices=("memory", "rtf", "seams"), action="append", default=None)
+    p.add_argument("--long_seconds", type=float, default=600.0)
+    p.add_argument("--short_seconds", type=float, default=10.0)
+    p.add_argument("--memory_threads", type=int, default=2)
+    p.add_argument("--rtf_seconds", type=float, default=30.0)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--seam_seconds", type=float, default=20.0)
+    p.add_argument("--grid", type=lambda s: tuple(float(v) for v in s.split("/")), nargs="+",
+                   default=[(2, 0.5), (4, 1), (6, 1), (8, 1), (8, 2)], help="SEG/OVERLAP pairs in seconds")
+    p.add_argument("--segment_seconds", type=float, default=None)
+    p.add_argument("--overlap_seconds", type=float, default=None)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child_out", help=argparse.SUPPRESS)
+    p.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        args.threads = args.threads[0]
+        child(args)
+        return
+    header(args)
+    todo = args.only or ["memory", "rtf", "seams"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if "seams" in todo:
+            print(f"seams: chunked vs whole file, {args.seam_seconds:g} s input")
+            bench_seams(args)
+        if "rtf" in todo:
+            print(f"rtf: {args.rtf_seconds:g} s file, enhance_file on CPU")
+            bench_rtf(args, Path(tmp))
+        if "memory" in todo:
+            print(f"memory: {args.long_seconds:g} s vs {args.short_seconds:g} s file, {args.memory_threads} thread(s)")
+            bench_memory(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

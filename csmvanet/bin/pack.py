@@ -1,0 +1,43 @@
+"""csmvanet-pack: pack a trained model into one file for csmvanet-enhance and Enhancer.from_pretrained.
+
+  csmvanet-pack --exp_dir E --out model.pth [--checkpoint valid.loss.ave.pth]
+
+The file holds the config (E/config.yaml text), the weights (default: the first present of
+valid.loss.ave.pth, valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth),
+metadata (training data dirs, git hash, csmvanet/torch/numpy/python versions, sample rate, date)
+and a sha256 over the weights and config, verified when the file is loaded. It is a torch.save of
+tensors and plain Python types only, so it loads with torch.load(weights_only=True).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="csmvanet-pack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp_dir", required=True)
+    p.add_argument("--out", required=True, help="packed model file to write (e.g. model.pth)")
+    p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
+    args = p.parse_args(argv)
+    from csmvanet.enhance import EnhanceError, pack_model
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            meta = pack_model(args.exp_dir, args.out, checkpoint=args.checkpoint)
+        for w in caught:
+            print(f"csmvanet-pack: warning: {w.message}", file=sys.stderr)
+    except (EnhanceError, ValueError, OSError) as e:
+        print(f"csmvanet-pack: error: {e}", file=sys.stderr)
+        return 1
+    print(f"csmvanet-pack: wrote {args.out}")
+    print(json.dumps(meta, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
