@@ -135,3 +135,20 @@ def test_info_reports_every_ablation():
         counts[conf.stem] = int(_info(conf).strip().splitlines()[-1].split()[1])
     assert set(counts) == {"train_wo_msgc", "train_wo_vad_decoder", "train_wo_time_loss", "train_wo_mag_loss"}
     assert counts["train_wo_vad_decoder"] < counts["train_wo_time_loss"]
+
+
+def test_attention_distances_beyond_the_clamp_share_one_embedding(tiny_config):
+    from csmvanet.nets.conformer import RelPosSelfAttention
+
+    torch.manual_seed(0)
+    attn = RelPosSelfAttention(8, 2, 4, 0.0, max_pos=512, clamp=20).eval()
+    x = torch.randn(1, 60, 8)
+    out = attn(x)
+    # rows for distances beyond the clamp are never used: changing them changes nothing
+    with torch.no_grad():
+        attn.rel_pos.weight[512 + 21:] += 1.0
+        attn.rel_pos.weight[:512 - 20] += 1.0
+    assert torch.equal(attn(x), out)
+    with torch.no_grad():
+        attn.rel_pos.weight[512 + 20] += 1.0
+    assert not torch.equal(attn(x), out)

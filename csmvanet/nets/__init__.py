@@ -5,7 +5,8 @@ from csmvanet.features import STFTConfig
 from csmvanet.nets.csmvanet import CSMVANet
 
 _MODEL_KEYS = {"channels", "num_conformers", "heads", "ff_mult", "conv_kernel", "conv_expansion", "dropout",
-               "kernel_size", "msgc", "vad_decoder", "vad_kernel", "vad_floor", "normalize_input"}
+               "kernel_size", "msgc", "vad_decoder", "vad_kernel", "vad_floor", "normalize_input",
+               "rel_pos_max", "rel_pos_clamp"}
 
 
 def build_model(cfg: dict) -> CSMVANet:

@@ -25,10 +25,15 @@ class FeedForward(nn.Module):
 class RelPosSelfAttention(nn.Module):
     """Multi-head self-attention with learned relative position embeddings added to the logits."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float, max_pos: int = 512):
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float, max_pos: int = 512,
+                 clamp: int | None = None):
         super().__init__()
         inner = heads * dim_head
         self.heads, self.dim_head, self.max_pos = heads, dim_head, max_pos
+        # Distances are clipped at ``clamp`` (<= max_pos). Set it to the largest distance seen in
+        # training (frames of a training segment - 1): longer inputs then re-use the embedding of the
+        # largest trained distance instead of rows that training never updated.
+        self.clamp = min(clamp, max_pos) if clamp else max_pos
         self.scale = dim_head ** -0.5
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, inner, bias=False)
@@ -45,7 +50,7 @@ class RelPosSelfAttention(nn.Module):
         k, v = self.to_kv(x).view(b, n, 2, h, dh).permute(2, 0, 3, 1, 4)
         logits = torch.matmul(q, k.transpose(-1, -2))                   # b h n n
         pos = torch.arange(n, device=x.device)
-        dist = (pos[:, None] - pos[None, :]).clamp(-self.max_pos, self.max_pos) + self.max_pos
+        dist = (pos[:, None] - pos[None, :]).clamp(-self.clamp, self.clamp) + self.max_pos
         rel = self.rel_pos(dist).to(q.dtype)                            # n n d
         logits = (logits + torch.einsum("bhnd,nrd->bhnr", q, rel)) * self.scale
         attn = self.drop(logits.softmax(dim=-1))
@@ -75,11 +80,11 @@ class ConvModule(nn.Module):
 class ConformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int = 4, dim_head: int | None = None, ff_mult: int = 4,
                  conv_expansion: int = 2, conv_kernel: int = 31, dropout: float = 0.2,
-                 max_pos: int = 512):
+                 max_pos: int = 512, pos_clamp: int | None = None):
         super().__init__()
         dim_head = dim_head or dim // heads
         self.ff1 = FeedForward(dim, ff_mult, dropout)
-        self.attn = RelPosSelfAttention(dim, heads, dim_head, dropout, max_pos)
+        self.attn = RelPosSelfAttention(dim, heads, dim_head, dropout, max_pos, pos_clamp)
         self.conv = ConvModule(dim, conv_expansion, conv_kernel, dropout)
         self.ff2 = FeedForward(dim, ff_mult, dropout)
         self.post_norm = nn.LayerNorm(dim)

@@ -17,6 +17,12 @@ noisy waveform [B, N]
 The output conv: the paper says it "has the same structure as the input convolution"; a
 Conv2d + InstanceNorm + PReLU whose last step normalised the predicted spectrum would throw away its
 level, so we keep that structure at C0 channels and add a 1x1 conv that maps to real/imag.
+
+Relative positions in the Conformers' attention: CMGAN's table of 2 x 512 + 1 embeddings
+(``rel_pos_max``), with distances clipped at ``rel_pos_clamp``. Training on 2 s segments (321 frames)
+only ever updates distances up to 320, so the recipes set ``rel_pos_clamp: 320``: an 8 s inference
+chunk then uses the embedding of the largest trained distance for farther frames, never a row that
+kept its random initial value. Attention over frequency (at most 26 bins) is not affected.
 """
 from __future__ import annotations
 
@@ -42,7 +48,8 @@ class CSMVANet(nn.Module):
     def __init__(self, stft_cfg: STFTConfig, channels=(24, 48, 96, 192), num_conformers: int = 4,
                  heads: int = 4, ff_mult: int = 4, conv_kernel: int = 31, conv_expansion: int = 2,
                  dropout: float = 0.2, kernel_size=(3, 3), msgc: bool = True, vad_decoder: bool = True,
-                 vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True):
+                 vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True,
+                 rel_pos_max: int = 512, rel_pos_clamp: int | None = None):
         super().__init__()
         channels = list(channels)
         if len(channels) < 1:
@@ -59,7 +66,8 @@ class CSMVANet(nn.Module):
         self.encoder = nn.ModuleList(EncoderBlock(ci, co, kernel_size, msgc) for ci, co in zip(enc_in, channels))
         self.bottleneck = nn.Sequential(*[
             TFConformer(channels[-1], heads=heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
-                        conv_expansion=conv_expansion, dropout=dropout) for _ in range(num_conformers)])
+                        conv_expansion=conv_expansion, dropout=dropout, max_pos=rel_pos_max,
+                        pos_clamp=rel_pos_clamp) for _ in range(num_conformers)])
         self.decoder = nn.ModuleList(DecoderBlock(co, ci, kernel_size, msgc)
                                      for ci, co in reversed(list(zip(enc_in, channels))))
         self.output_conv = nn.Sequential(conv_norm_act(c0, c0), nn.Conv2d(c0, 2, 1))
