@@ -21,7 +21,6 @@ Model-weight files are plain ``state_dict``s, loadable by ``model.load_state_dic
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import zipfile
@@ -51,20 +50,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _umask_mode(path: Path) -> None:
-    """Give a file made by mkstemp (mode 0600) the usual mode 0666 & ~umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~mask)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomic text file with the usual permissions."""
-    atomic_write_text(path, text)
-    _umask_mode(Path(path))
-
-
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync dir)."""
     path = Path(path)
@@ -73,7 +58,6 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-        _umask_mode(Path(tmp))
     _fsync_dir(path.parent)
 
 
@@ -195,7 +179,7 @@ def read_history(exp_dir: str | os.PathLike) -> list[dict]:
 
 
 def write_history(exp_dir: str | os.PathLike, history: list[dict]) -> None:
-    write_text(Path(exp_dir) / "history.json", json.dumps(history, indent=1) + "\n")
+    atomic_write_text(Path(exp_dir) / "history.json", json.dumps(history, indent=1) + "\n")
 
 
 def rank_epochs(history: list[dict], criterion: str, nbest: int | None = None) -> list[tuple[int, float]]:
@@ -236,7 +220,7 @@ def update_best(exp_dir: str | os.PathLike, history: list[dict], criterion: str,
     if not chosen:
         raise CheckpointError(f"{exp_dir}: no epoch<N>.pth file left for the best epochs by {criterion}")
     lines = "".join(f"{i} {ep} {v:.6g} {epoch_file(exp_dir, ep).name}\n" for i, (ep, v) in enumerate(chosen, 1))
-    write_text(exp_dir / f"{criterion}.best.txt", lines)
+    atomic_write_text(exp_dir / f"{criterion}.best.txt", lines)
     states = [load_model_state(epoch_file(exp_dir, ep)) for ep, _ in chosen]
     save_checkpoint(states[0], exp_dir / f"{criterion}.best.pth")
     save_checkpoint(average_state_dicts(states), exp_dir / f"{criterion}.ave.pth")

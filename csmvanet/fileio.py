@@ -7,6 +7,15 @@ import tempfile
 from pathlib import Path
 
 
+TEMP_MARK = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else remove it.
@@ -15,10 +24,11 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -29,3 +39,17 @@ def atomic_path(path: str | os.PathLike):
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Remove temporary files that :func:`atomic_path` left in ``folder`` (not recursive) when its
+    process was killed (SIGKILL leaves no chance to clean up). Call it only while no other process
+    writes into ``folder``. Returns how many were removed."""
+    n = 0
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.glob(f".*{TEMP_MARK}*"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                n += 1
+    return n

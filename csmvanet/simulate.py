@@ -64,7 +64,7 @@ import soundfile as sf
 
 from csmvanet.audio import AudioError, audio_info, read_audio, write_audio
 from csmvanet.datadir import read_scp, write_scp
-from csmvanet.fileio import atomic_write_text
+from csmvanet.fileio import atomic_write_text, remove_stale_temps
 
 class SpecError(ValueError):
     """A malformed mixture specification or SNR spec; the message names the file/line or value."""
@@ -528,6 +528,7 @@ def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | 
     job = _Job(os.path.abspath(out_wav_dir), int(sr), subtype, bool(write_noise), float(max_peak))
     for kind in ("noisy", "clean") + (("noise",) if write_noise else ()):
         os.makedirs(os.path.join(job.out_wav_dir, kind), exist_ok=True)
+        remove_stale_temps(os.path.join(job.out_wav_dir, kind))  # left by a killed earlier run
     nj = max(1, min(int(nj), len(specs) or 1))
     csize = max(1, min(32, len(specs) // (nj * 4) or 1))
     chunks = [(list(specs[i:i + csize]), job) for i in range(0, len(specs), csize)]

@@ -51,7 +51,7 @@ from csmvanet import checkpoint as ckpt
 from csmvanet.config import dump_config
 from csmvanet.dataset import GlobalBatchSampler, ShardSampler, TrainSegments, WholeUtterances, collate
 from csmvanet.features import STFTConfig
-from csmvanet.fileio import atomic_path
+from csmvanet.fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("csmvanet.trainer")
 
@@ -477,7 +477,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         if not self.dist.is_main:
             return
-        ckpt.write_text(self.exp_dir / "config.yaml", dump_config(self.cfg))
+        atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.cfg))
         args = " ".join(shlex.quote(a) for a in self.argv)
         if "LOCAL_WORLD_SIZE" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:
             nnodes = self.dist.world_size // max(1, int(os.environ["LOCAL_WORLD_SIZE"]))
@@ -493,7 +493,7 @@ class Trainer:
                 f"{datetime.datetime.now().isoformat(timespec='seconds')}). Extra arguments are appended.\n"
                 f"cd {shlex.quote(os.getcwd())}\n"
                 f"exec {launcher} {args} \"$@\"\n")
-        ckpt.write_text(self.exp_dir / "run.sh", text)
+        atomic_write_text(self.exp_dir / "run.sh", text)
         mode = os.stat(self.exp_dir / "run.sh").st_mode
         os.chmod(self.exp_dir / "run.sh", mode | (mode & 0o444) >> 2)   # +x where readable
 
@@ -871,7 +871,6 @@ class Trainer:
         out = self.exp_dir / "curves.png"
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=80)
-            ckpt._umask_mode(tmp)
         plt.close(fig)
         return out
 
