@@ -73,6 +73,9 @@ class CSMVANet(nn.Module):
         self.output_conv = nn.Sequential(conv_norm_act(c0, c0), nn.Conv2d(c0, 2, 1))
         self.vad = (VADDecoder(channels + [channels[-1]], self.bins[1:] + [self.bins[-1]], vad_kernel)
                     if vad_decoder else None)
+        # channels-last feature maps: the (dilated) depthwise convs of MSGC run 1.3-3x faster on CPU
+        # (oneDNN), and it is the layout GPUs prefer under mixed precision.
+        self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def check_input(noisy: torch.Tensor, min_samples: int) -> None:

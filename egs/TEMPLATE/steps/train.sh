@@ -22,13 +22,16 @@ ngpu=1
 num_nodes=1
 train_args=
 resume=true
+num_threads=      # torch threads per process (default: every core for CPU training)
 help_message="Usage: $0 [options] <config> <train-data-dir> <valid-data-dir> <exp-dir>
 Options:
   --cmd CMD          job runner (utils/run.pl, utils/slurm.pl ...; default $cmd)
   --ngpu N           GPUs per node; 0 = CPU (default $ngpu)
   --num_nodes N      nodes (Slurm allocation needed when > 1; default $num_nodes)
   --train_args ARGS  extra csmvanet-train options, e.g. \"--train.epochs 10\"
-  --resume BOOL      continue from <exp-dir>/checkpoint_last.pth if present (default $resume)"
+  --resume BOOL      continue from <exp-dir>/checkpoint_last.pth if present (default $resume)
+  --num_threads N    torch/OpenMP threads per process (default: every core for CPU training,
+                     else OMP_NUM_THREADS as set by path.sh)"
 
 . utils/parse_options.sh
 
@@ -71,6 +74,15 @@ if [ -f "$exp_dir/train.log" ]; then
   mv "$exp_dir/train.log" "$exp_dir/train.log.$n"
 fi
 
+# path.sh sets OMP_NUM_THREADS=1 (parallelism from --nj jobs); CPU training is one process, so it
+# gets every core unless told otherwise.
+if [ -z "$num_threads" ] && [ "$ngpu" -eq 0 ]; then
+  num_threads=$(nproc 2>/dev/null || echo 1)
+fi
+if [ -n "$num_threads" ]; then
+  export OMP_NUM_THREADS=$num_threads MKL_NUM_THREADS=$num_threads
+fi
+
 # shellcheck disable=SC2086  # train_args is a list of words
 args=(--config "$config" --train_dir "$train_dir" --valid_dir "$valid_dir" --exp_dir "$exp_dir"
       --ngpu "$ngpu" $resume_opt $train_args)
@@ -97,6 +109,6 @@ elif [ "$ngpu" -gt 1 ]; then
     torchrun --standalone --nnodes 1 --nproc_per_node "$ngpu" -m csmvanet.bin.train "${args[@]}"
 else
   echo "$0: training on $([ "$ngpu" -eq 0 ] && echo CPU || echo 1 GPU); log: $exp_dir/train.log"
-  $cmd --gpu "$ngpu" "$exp_dir/train.log" csmvanet-train "${args[@]}"
+  $cmd --gpu "$ngpu" ${num_threads:+--num-threads "$num_threads"} "$exp_dir/train.log" csmvanet-train "${args[@]}"
 fi
 echo "$0: done; model for decoding: $exp_dir/$(sed -n 's/^ *best_criterion: *//p' "$exp_dir/config.yaml" | head -n 1).ave.pth"
