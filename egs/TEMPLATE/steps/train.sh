@@ -77,7 +77,7 @@ fi
 # path.sh sets OMP_NUM_THREADS=1 (parallelism from --nj jobs); CPU training is one process, so it
 # gets every core unless told otherwise.
 if [ -z "$num_threads" ] && [ "$ngpu" -eq 0 ]; then
-  num_threads=$(nproc 2>/dev/null || echo 1)
+  num_threads=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
 fi
 if [ -n "$num_threads" ]; then
   export OMP_NUM_THREADS=$num_threads MKL_NUM_THREADS=$num_threads
