@@ -103,7 +103,8 @@ def run_recipe_stage(workdir: Path, *args: str, env=None):
     for name, target in (("utils", REPO / "utils"), ("steps", REPO / "egs" / "TEMPLATE" / "steps")):
         if not (workdir / name).exists():
             (workdir / name).symlink_to(target)
-    return subprocess.run(["bash", "steps/train.sh", *args], cwd=workdir, env=env or _env(),
+    # one thread, as run_train: bit-identical results need the same thread count in every run
+    return subprocess.run(["bash", "steps/train.sh", "--num_threads", "1", *args], cwd=workdir, env=env or _env(),
                           capture_output=True, text=True, timeout=240)
 
 
