@@ -20,7 +20,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c "
 fi
 
 echo "[install] creating $venv" >&2
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  # the venv module (Debian: python3-venv) may be missing; virtualenv from PyPI does the same job
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    rm -rf "$venv"
+    echo "[install] python -m venv failed; using virtualenv from PyPI" >&2
+    "$python" -m pip install -q --user virtualenv 2>/dev/null || "$python" -m pip install -q virtualenv
+    "$python" -m virtualenv -q "$venv"
+  fi
+fi
 "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
 echo "[install] $torch_spec" >&2
 # shellcheck disable=SC2086
