@@ -8,7 +8,6 @@ reproducible to the byte.
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from recipes import TINY_TRAIN_ARGS, run_recipe as _run_recipe  # noqa: E402
 from corpora import DEMAND_ENVS, make_demand, make_librispeech  # noqa: E402
 
 from csmvanet.audio import read_audio  # noqa: E402
@@ -30,16 +30,11 @@ RECIPE = ROOT / "egs" / "librispeech_demand"
 TEST_NOISES = {"PCAFETER", "PSTATION", "NRIVER"}
 TEST_SNRS = ("-5", "0", "5", "10", "15")
 N_PER_COND = 2
-TINY = ("--model.channels [8,16] --model.num_conformers 1 --model.heads 2 --model.ff_mult 2 "
-        "--model.conv_kernel 7 --model.dropout 0.0 --train.epochs 1 --train.batch_size 2 "
-        "--train.num_workers 0 --train.nbest 1 --train.plot false --train.tensorboard false")
+TINY = TINY_TRAIN_ARGS
 
 
 def run_recipe(*args, env=None, timeout=600):
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run(["./run.sh", *map(str, args)], cwd=RECIPE, env=e, capture_output=True, text=True,
-                          timeout=timeout)
+    return _run_recipe(RECIPE, *args, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

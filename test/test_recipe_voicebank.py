@@ -18,6 +18,7 @@ import soundfile as sf
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
+from recipes import TINY_TRAIN_ARGS, run_recipe as _run_recipe  # noqa: E402
 from corpora import VB_TEST_SPEAKERS, VB_VALID_SPEAKERS, make_voicebank  # noqa: E402
 
 from csmvanet.audio import read_audio, resample  # noqa: E402
@@ -25,16 +26,11 @@ from csmvanet.datadir import read_scp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "voicebank"
-TINY = ("--model.channels [8,16] --model.num_conformers 1 --model.heads 2 --model.ff_mult 2 "
-        "--model.conv_kernel 7 --model.dropout 0.0 --train.epochs 1 --train.batch_size 2 "
-        "--train.num_workers 0 --train.nbest 1 --train.plot false --train.tensorboard false")
+TINY = TINY_TRAIN_ARGS
 
 
 def run_recipe(*args, env=None, timeout=600):
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run(["./run.sh", *map(str, args)], cwd=RECIPE, env=e, capture_output=True, text=True,
-                          timeout=timeout)
+    return _run_recipe(RECIPE, *args, env=env, timeout=timeout)
 
 
 def recipe_listing():
