@@ -6,6 +6,7 @@ import logging
 import sys
 
 from csmvanet.audio import resample_scp
+from csmvanet.bin import report_failures
 from csmvanet.datadir import DataDirError, read_scp, write_scp
 
 
@@ -47,15 +48,9 @@ def main(argv=None) -> int:
     if clipped:
         log.warning("%d file(s) exceeded the 16-bit range after resampling and were clipped: %s%s",
                     len(clipped), " ".join(clipped[:10]), " ..." if len(clipped) > 10 else "")
-    for f in failures:
-        print(f"csmvanet-resample: failed: {f}", file=sys.stderr)
     log.info("resampled %d of %d entries of %s to %d Hz -> %s", len(paths), len(entries), args.scp, args.fs,
              args.out_scp)
-    if failures:
-        print(f"csmvanet-resample: {len(failures)} entr{'y' if len(failures) == 1 else 'ies'} failed",
-              file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("csmvanet-resample", failures, "entry")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from csmvanet.audio import AudioError
+from csmvanet.bin import report_failures
 from csmvanet.datadir import DataDirError, read_scp
 from csmvanet.simulate import SpecError, ValueSpec, load_sources, make_specs, read_spec, simulate, write_spec
 
@@ -119,12 +120,9 @@ def main(argv=None) -> int:
             failures = simulate(specs, args.out_wav_dir, args.data_dir, nj=args.nj, sr=args.fs,
                                 subtype=args.subtype, write_noise=args.write_noise, max_peak=args.max_peak,
                                 progress=not args.quiet)
-            for e in failures:
-                print(f"csmvanet-simulate: failed: {e}", file=sys.stderr)
             log.info("mixed %d of %d mixtures into %s (data dir %s)", len(specs) - len(failures), len(specs),
                      args.out_wav_dir, args.data_dir)
-            if failures:
-                print(f"csmvanet-simulate: {len(failures)} mixture(s) failed", file=sys.stderr)
+            if report_failures("csmvanet-simulate", failures, "mixture"):
                 failed = True
     except (SpecError, DataDirError, AudioError, ValueError, OSError) as e:
         print(f"csmvanet-simulate: error: {e}", file=sys.stderr)

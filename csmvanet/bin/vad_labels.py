@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from csmvanet.bin import report_failures
 from csmvanet.config import load_config
 from csmvanet.datadir import DataDirError, read_scp
 from csmvanet.features import STFTConfig
@@ -47,15 +48,10 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"csmvanet-vad-labels: error: cannot write to {args.out_dir}: {e}", file=sys.stderr)
         return 1
-    for f in failures:
-        print(f"csmvanet-vad-labels: failed: {f}", file=sys.stderr)
     logging.getLogger("csmvanet-vad-labels").info(
         "labelled %d of %d utterances -> %s (stft %s, vad_labels %s)", len(entries) - len(failures), len(entries), scp,
         stft_cfg.to_dict(), vad_cfg.to_dict())
-    if failures:
-        print(f"csmvanet-vad-labels: {len(failures)} utterance(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures("csmvanet-vad-labels", failures, "utterance")
 
 
 if __name__ == "__main__":
