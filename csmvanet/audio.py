@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from csmvanet.fileio import atomic_path
+from csmvanet.keys import RULE as KEY_RULE, key_problem
 
 
 class AudioError(ValueError):
@@ -135,8 +136,9 @@ def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
     """(key, output path or None, output samples, clipped?, error or None) for one scp entry."""
     key, value, out_dir, sr_out, subtype = args
     try:
-        if not key or "/" in key or key.startswith(".") or any(c.isspace() for c in key):
-            raise AudioError(f"invalid key {key!r} for a file name ('/', white space or leading '.')")
+        problem = key_problem(key)
+        if problem is not None:
+            raise AudioError(f"invalid key for a file name: {problem} (ids must have {KEY_RULE})")
         wave, sr = read_audio(value)
         if wave.shape[0] == 0:
             raise AudioError(f"{value}: zero samples")

@@ -65,6 +65,7 @@ import soundfile as sf
 from csmvanet.audio import AudioError, audio_info, read_audio, write_audio
 from csmvanet.datadir import read_scp, write_scp
 from csmvanet.fileio import atomic_write_text, remove_stale_temps
+from csmvanet.keys import RULE as KEY_RULE, key_problem
 
 class SpecError(ValueError):
     """A malformed mixture specification or SNR spec; the message names the file/line or value."""
@@ -308,8 +309,9 @@ def write_spec(path: str | Path, specs: Iterable[MixSpec], comments: Sequence[st
 
 
 def _check_id(path, n, utt):
-    if not utt or any(ch.isspace() for ch in utt) or "/" in utt or utt.startswith("."):
-        raise SpecError(f"{path}:{n}: invalid utt_id {utt!r} (empty, white space, '/' or leading '.')")
+    problem = key_problem(utt)
+    if problem is not None:
+        raise SpecError(f"{path}:{n}: invalid utt_id: {problem} (ids must have {KEY_RULE})")
 
 
 def read_spec(path: str | Path) -> list[MixSpec]:
