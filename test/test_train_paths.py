@@ -91,9 +91,9 @@ def test_sigterm_stops_saves_and_resume_with_workers_is_exact(tiny_data, tmp_pat
     assert [h["valid.loss"] for h in ha] == pytest.approx([h["valid.loss"] for h in hb], abs=1e-6)
 
 
-def _weights_after_one_step(cfg, exp) -> dict:
-    _one_thread(train, cfg, *exp[1:], exp[0], ngpu=0)
-    return ckpt.load_checkpoint(exp[0] / "checkpoint_last.pth")["model"]
+def _weights_after_one_step(cfg, tr, cv, exp) -> dict:
+    _one_thread(train, cfg, tr, cv, exp, ngpu=0)
+    return ckpt.load_checkpoint(exp / "checkpoint_last.pth")["model"]
 
 
 def test_gradient_clipping_limits_the_update(tiny_data, tmp_path):
@@ -106,7 +106,7 @@ def test_gradient_clipping_limits_the_update(tiny_data, tmp_path):
     runs = {}
     for name, clip, rate in (("init", 0, 0.0), ("free", 0, lr), ("clip", 1e-9, lr)):
         c = {**cfg, "train": {**cfg["train"], "grad_clip": clip}, "optim": {"lr": rate, "weight_decay": 0.0}}
-        runs[name] = _weights_after_one_step(c, (tmp_path / name, tr, cv))
+        runs[name] = _weights_after_one_step(c, tr, cv, tmp_path / name)
     free = _max_diff(runs["init"], runs["free"])
     clipped = _max_diff(runs["init"], runs["clip"])
     assert 0.5 * lr < free < 2 * lr, free
