@@ -340,7 +340,7 @@ def test_atomic_save_keeps_old_file_on_crash(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_last.pth"]
 
 
-def test_every_torch_load_uses_weights_only():
+def test_lint_every_torch_load_uses_weights_only():
     calls = 0
     for f in (REPO / "csmvanet").rglob("*.py"):
         text = f.read_text()
@@ -436,7 +436,7 @@ def test_global_batches_do_not_depend_on_world_size():
 
 # ------------------------------------------------------------------------------------------- (6)
 
-def test_recipes_never_pass_a_test_set_to_training():
+def test_lint_recipes_never_pass_a_test_set_to_training():
     runs = sorted((REPO / "egs").glob("*/run.sh"))
     if not runs:
         pytest.skip("no recipe run.sh yet")
