@@ -52,7 +52,6 @@ columns plus the realised ``speech_gain``, ``noise_gain`` and ``peak_scale`` fac
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import zlib
 from dataclasses import dataclass, fields
@@ -62,10 +61,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio import AudioError, audio_info, read_audio, write_audio
+from csmvanet.audio import AudioError, audio_info, check_complete, read_audio, write_audio
 from csmvanet.datadir import read_scp, write_scp
 from csmvanet.fileio import atomic_write_text, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
+from csmvanet.pool import run_jobs
 
 class SpecError(ValueError):
     """A malformed mixture specification or SNR spec; the message names the file/line or value."""
@@ -383,6 +383,7 @@ def read_segment(value: str, offset: int, length: int, sr: int, *, tile: bool) -
         path = value.strip()
         if not os.path.isfile(path):
             raise AudioError(f"{path}: no such file")
+        check_complete(path)
         try:
             with sf.SoundFile(path) as f:
                 if f.samplerate != sr:
@@ -553,10 +554,9 @@ def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | 
             for c in chunks:
                 collect(_work(c))
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(nj) as pool:
-                for res in pool.imap(_work, chunks):
-                    collect(res)
+            name = lambda c: f"mixture {c[0][0].utt_id}" + (f" .. {c[0][-1].utt_id}" if len(c[0]) > 1 else "")  # noqa: E731
+            for res in run_jobs(_work, chunks, nj, describe=name):
+                collect(res)
     finally:
         bar.close()
 

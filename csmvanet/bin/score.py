@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                                 figures=args.figures)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
-    except (DataDirError, FileNotFoundError, ValueError) as e:
+    except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)
         log.error("%s", e)
         return 1
     failed = bool(errors) or (not is_job and bool(missing))

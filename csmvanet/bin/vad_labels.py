@@ -9,6 +9,7 @@ from csmvanet.bin import report_failures
 from csmvanet.config import load_config
 from csmvanet.datadir import DataDirError, read_scp
 from csmvanet.features import STFTConfig
+from csmvanet.pool import WorkerDied
 from csmvanet.vad import configs_from_dict, label_scp, write_label_ark
 
 
@@ -45,6 +46,9 @@ def main(argv=None) -> int:
     labels = label_scp(entries, stft_cfg, vad_cfg, failures, nj=args.nj, progress=not args.quiet)
     try:
         ark, scp = write_label_ark(args.out_dir, labels)
+    except WorkerDied as e:
+        print(f"csmvanet-vad-labels: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"csmvanet-vad-labels: error: cannot write to {args.out_dir}: {e}", file=sys.stderr)
         return 1
