@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from csmvanet.fileio import atomic_path
+from csmvanet.fileio import atomic_path, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
 from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 
 class AudioError(ValueError):
@@ -225,9 +226,9 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
     clipped: list[str] = []
     nj = max(1, min(int(nj), len(jobs) or 1))
     bar = tqdm(total=len(jobs), desc=f"resampling to {sr_out} Hz", unit="file", disable=not progress)
+    results = run_jobs(_resample_one, jobs, nj, chunksize=max(1, min(32, len(jobs) // (4 * nj) or 1)),
+                       describe=lambda job: f"entry {job[0]} ({job[1]})")
     try:
-        results = run_jobs(_resample_one, jobs, nj, chunksize=max(1, min(32, len(jobs) // (4 * nj) or 1)),
-                           describe=lambda job: f"entry {job[0]} ({job[1]})")
         for key, path, n, clip, err in results:
             if err is not None:
                 failures.append(err)
@@ -236,6 +237,12 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
                 if clip:
                     clipped.append(key)
             bar.update(1)
+    except Interrupted as e:
+        results.close()              # workers stopped (they remove their own temporary files)
+        remove_stale_temps(out_dir)  # and whatever a worker killed harder left
+        e.finished = e.finished or f"resampled {len(paths)} of {len(jobs)} entries into {out_dir}"
+        raise
     finally:
+        results.close()
         bar.close()
     return paths, num_samples, failures, clipped

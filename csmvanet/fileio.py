@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
 
 
 TEMP_MARK = ".tmp"
+_RANDOM_LEN = 8  # characters tempfile.mkstemp puts between prefix and suffix
 
 
 def _umask() -> int:
@@ -39,6 +41,21 @@ def atomic_path(path: str | os.PathLike):
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def remove_temps_of(path: str | os.PathLike) -> int:
+    """Remove the temporary files :func:`atomic_path` made for ``path`` itself and left behind when
+    its process was killed (SIGKILL). Safe while other processes write other files into the same
+    folder (parallel jobs); call it before writing ``path``. Returns how many were removed."""
+    path = Path(path)
+    pattern = glob.escape(f".{path.stem}.") + "?" * _RANDOM_LEN + glob.escape(f"{TEMP_MARK}{path.suffix}")
+    n = 0
+    if path.parent.is_dir():
+        for p in path.parent.glob(pattern):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> int:

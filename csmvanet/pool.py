@@ -31,7 +31,7 @@ def fork_context():
 
 def _worker(func, initializer, conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)   # unwinds: the job's temporary files are removed
     if initializer is not None:
         initializer()
     while True:
@@ -51,6 +51,10 @@ def _worker(func, initializer, conn) -> None:
                 conn.send(out)
             except Exception as e:  # noqa: BLE001 - an unpicklable result or exception
                 conn.send((start + i, False, RuntimeError(f"{type(e).__name__}: {e}")))
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def _how_it_ended(exitcode: int | None) -> str:

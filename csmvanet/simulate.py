@@ -66,6 +66,7 @@ from csmvanet.datadir import read_scp, write_scp
 from csmvanet.fileio import atomic_write_text, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
 from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 class SpecError(ValueError):
     """A malformed mixture specification or SNR spec; the message names the file/line or value."""
@@ -557,6 +558,11 @@ def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | 
             name = lambda c: f"mixture {c[0][0].utt_id}" + (f" .. {c[0][-1].utt_id}" if len(c[0]) > 1 else "")  # noqa: E731
             for res in run_jobs(_work, chunks, nj, describe=name):
                 collect(res)
+    except Interrupted as e:
+        for kind in ("noisy", "clean", "noise"):  # what killed workers left
+            remove_stale_temps(os.path.join(job.out_wav_dir, kind))
+        e.finished = e.finished or f"mixed {len(results)} of {len(specs)} mixtures (data dir not written)"
+        raise
     finally:
         bar.close()
 

@@ -37,6 +37,7 @@ from csmvanet.audio import AudioError, read_audio
 from csmvanet.features import STFTConfig
 from csmvanet.fileio import atomic_path, atomic_write_text
 from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 
 @dataclass(frozen=True)
@@ -247,13 +248,18 @@ def label_scp(entries: Mapping[str, str], stft_cfg: STFTConfig, vad_cfg: VADLabe
     with tqdm(total=len(jobs), desc="vad labels", unit="utt", disable=not progress) as bar:
         results = run_jobs(_label_one, jobs, nj, chunksize=max(1, min(16, len(jobs) // (nj * 4))),
                            describe=lambda job: f"utterance {job[0]} ({job[1]})")
+        done = 0
         try:
             for key, lab, err in results:
+                done += 1
                 bar.update(1)
                 if err is None:
                     yield key, lab
                 else:
                     failures.append(err)
+        except Interrupted as e:
+            e.finished = e.finished or f"labelled {done} of {len(jobs)} utterances (no labels written)"
+            raise
         finally:
             results.close()  # stops the workers when the caller gives up early
 

@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-score", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from csmvanet.datadir import DataDirError
     from csmvanet.metrics.report import write_report

@@ -16,6 +16,7 @@ labels and predictions, vad_acc, vad_precision, vad_recall, vad_f1, vad_auc, vad
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing as mp
@@ -30,6 +31,7 @@ from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_or_reason, vad_metrics
 from csmvanet.metrics.composite import composite_from_parts, composite_measures
 from csmvanet.pool import run_jobs
+from csmvanet.signals import say_when_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +263,12 @@ def run_scoring(tasks: list[tuple], nj: int = 1, progress: bool = True):
                 bar.update()
             return
         one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        for r in run_jobs(_task, tasks, nj, ordered=False, chunksize=2, describe=_describe_task,
-                          initializer=_init_worker, context=_pool_context(), env=one_thread):
-            yield r
-            bar.update()
+        jobs = run_jobs(_task, tasks, nj, ordered=False, chunksize=2, describe=_describe_task,
+                        initializer=_init_worker, context=_pool_context(), env=one_thread)
+        with contextlib.closing(jobs):
+            for r in jobs:
+                yield r
+                bar.update()
     finally:
         bar.close()
 
@@ -394,8 +398,10 @@ def score_lists(inputs: ScoreInputs, out_dir: Path, *, nj: int = 1, job: int | N
         with_vad = vref is not None and vhyp is not None
         # with VAD lists, an utterance lacking labels or a prediction gets NaN VAD and a warning
         tasks.append((k, ref[k], enh[k], noisy_src, vr, vh, opts, with_vad))
-    for r in run_scoring(tasks, nj=nj, progress=progress):
-        results.append(r)
+    with say_when_interrupted(lambda: f"scored {len(results)} of {len(tasks)} utterances (nothing written "
+                                      f"to {out_dir})"):
+        for r in run_scoring(tasks, nj=nj, progress=progress):
+            results.append(r)
     is_job = job is not None
     write_results(out_dir, results, missing=None if is_job else missing,
                   extra=None if is_job else extra)
