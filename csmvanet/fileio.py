@@ -58,14 +58,15 @@ def remove_temps_of(path: str | os.PathLike) -> int:
     return n
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> int:
+def remove_stale_temps(folder: str | os.PathLike, suffix: str = "") -> int:
     """Remove temporary files that :func:`atomic_path` left in ``folder`` (not recursive) when its
     process was killed (SIGKILL leaves no chance to clean up). Call it only while no other process
-    writes into ``folder``. Returns how many were removed."""
+    writes into ``folder``; ``suffix`` (e.g. '.pth') narrows it to those files. Returns how many
+    were removed."""
     n = 0
     folder = Path(folder)
     if folder.is_dir():
-        for p in folder.glob(f".*{TEMP_MARK}*"):
+        for p in folder.glob(f".*{TEMP_MARK}{suffix}" if suffix else f".*{TEMP_MARK}*"):
             if p.is_file():
                 p.unlink(missing_ok=True)
                 n += 1
