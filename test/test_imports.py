@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic"]),
+                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.pool", "csmvanet.signals"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
     ("metrics", ["csmvanet.metrics"]),

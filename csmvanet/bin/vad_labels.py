@@ -9,6 +9,7 @@ from csmvanet.bin import report_failures
 from csmvanet.config import load_config
 from csmvanet.datadir import DataDirError, read_scp
 from csmvanet.features import STFTConfig
+from csmvanet.pool import WorkerDied
 from csmvanet.vad import configs_from_dict, label_scp, write_label_ark
 
 
@@ -31,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-vad-labels", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -45,6 +53,9 @@ def main(argv=None) -> int:
     labels = label_scp(entries, stft_cfg, vad_cfg, failures, nj=args.nj, progress=not args.quiet)
     try:
         ark, scp = write_label_ark(args.out_dir, labels)
+    except WorkerDied as e:
+        print(f"csmvanet-vad-labels: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"csmvanet-vad-labels: error: cannot write to {args.out_dir}: {e}", file=sys.stderr)
         return 1
