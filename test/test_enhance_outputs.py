@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from csmvanet.enhance import Enhancer, collect_inputs, enhance_batch
+from csmvanet.batch import collect_inputs, enhance_batch
+from csmvanet.enhance import Enhancer
 from csmvanet.features import STFTConfig
 
 SR = 16000
