@@ -153,7 +153,7 @@ def test_python_api_reports_all_problems(tmp_path):
 def test_fix_data_dir_repairs(tmp_path):
     data = make_data_dir(tmp_path)
     orig_wav = read_lines(data / "wav.scp")
-    # unsorted utt2spk, a duplicate in spk1.scp, one utterance missing from vad.scp, one extra in utt2snr
+    # unsorted utt2spk, a duplicate in spk1.scp, one utterance missing from vad_labels.scp, one extra in utt2snr
     write_lines(data / "utt2spk", list(reversed(read_lines(data / "utt2spk"))))
     spk1 = read_lines(data / "spk1.scp")
     write_lines(data / "spk1.scp", spk1 + [spk1[0]])
