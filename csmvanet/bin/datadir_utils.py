@@ -17,6 +17,17 @@ from csmvanet.datadir import DataDirError
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):
+        # Kaldi: `--utt-suffix -x` takes "-x" as the value; argparse would read it as an option.
+        args, out = list(args or []), []
+        while args:
+            tok = args.pop(0)
+            action = self._option_string_actions.get(tok)
+            if action is not None and action.nargs is None and args and action.option_strings[0] != "-h":
+                tok = f"{tok}={args.pop(0)}"
+            out.append(tok)
+        return super().parse_args(out, namespace)
+
     def error(self, message):  # one line, exit 1 (argparse's default is usage + exit 2)
         print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(1)
@@ -205,7 +216,8 @@ def _subset(argv):
     if args and args[0] in ("--first", "--last", "--per-spk"):
         how[args.pop(0)[2:].replace("-", "_")] = True
     elif args and args[0] in ("--utt-list", "--utt_list", "--spk-list", "--spk_list") and len(args) > 1:
-        how[args.pop(0)[2:].replace("-", "_")] = args.pop(0)
+        name = args.pop(0)[2:].replace("-", "_")
+        how[name] = args.pop(0)
     elif args and args[0].startswith("-"):
         raise DataDirError(f"subset_data_dir.sh: invalid option '{args[0]}' (--speakers and --shortest are "
                            f"not supported; usage: {usage})")
