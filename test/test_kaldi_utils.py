@@ -39,7 +39,7 @@ def snapshot(d: Path) -> dict:
 
 
 def make_segments_dir(root: Path, n_reco: int = 3, per_reco: int = 2, n_spk: int = 2) -> Path:
-    """wav.scp + spk1.scp keyed by recording (r0, r1, ...: 1 s each at 16 kHz); utterances
+    """wav.scp + spk1.scp keyed by recording (r0, r1, ...: max(1, per_reco/4) s at 16 kHz); utterances
     <spk>-r<i>-<j> = segment j (0.2 s from 0.25*j s) of recording i; utt2spk, spk2utt, segments,
     utt2num_samples (3200), utt2snr."""
     d, audio = root / "seg", root / "seg_audio"
@@ -49,7 +49,7 @@ def make_segments_dir(root: Path, n_reco: int = 3, per_reco: int = 2, n_spk: int
     wav, spk1, segs, u2s, u2n, snr = {}, {}, {}, {}, {}, {}
     for i in range(n_reco):
         reco = f"r{i}"
-        x = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+        x = (0.1 * rng.standard_normal(int(16000 * max(1.0, 0.25 * per_reco)))).astype(np.float32)
         sf.write(audio / f"{reco}.wav", x, 16000)
         sf.write(audio / f"{reco}_clean.wav", x * 0.5, 16000)
         wav[reco], spk1[reco] = str(audio / f"{reco}.wav"), str(audio / f"{reco}_clean.wav")
