@@ -264,7 +264,7 @@ def label_scp(entries: Mapping[str, str], stft_cfg: STFTConfig, vad_cfg: VADLabe
             results.close()  # stops the workers when the caller gives up early
 
 
-def write_label_ark(out_dir: str | Path, items: Iterable[tuple[str, np.ndarray]], name: str = "vad") -> tuple[Path, Path]:
+def write_label_ark(out_dir: str | Path, items: Iterable[tuple[str, np.ndarray]], name: str = "vad_labels") -> tuple[Path, Path]:
     """Write ``<name>.ark`` + ``<name>.scp`` (kaldiio int32 vectors, in the order given) safely.
 
     The ark is written under a temporary name; then the old scp is removed, the ark renamed into

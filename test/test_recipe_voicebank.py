@@ -106,7 +106,7 @@ def test_data_dirs_are_valid_and_split_by_speaker(run_1_to_5):
     for x in ("train", "valid", "test"):
         validate(out / "data" / x, "--fs", "48000", "--require", "wav.scp spk1.scp utt2spk spk2utt")
         validate(out / "dump" / x, "--fs", "16000", "--require",
-                 "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad.scp")
+                 "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad_labels.scp frame_shift")
     train, valid, test = (speakers(out / "dump" / x) for x in ("train", "valid", "test"))
     assert valid == set(VB_VALID_SPEAKERS)
     assert test == set(VB_TEST_SPEAKERS)

@@ -80,7 +80,7 @@ def make_data_dir(d: Path, n: int, seconds: list[float], seed: int, *, nan_clean
     (d / "wav.scp").write_text("".join(wav))
     (d / "spk1.scp").write_text("".join(spk1))
     (d / "utt2num_samples").write_text("".join(nums))
-    kaldiio.save_ark(str(d / "vad.ark"), labels, scp=str(d / "vad.scp"))
+    kaldiio.save_ark(str(d / "vad_labels.ark"), labels, scp=str(d / "vad_labels.scp"))
     return d
 
 
@@ -379,7 +379,7 @@ def test_segments_align_with_stft_frames_and_labels(data):
     seen_starts = set()
     for idx, key in enumerate(ds.keys):
         noisy_full = torch.from_numpy(sf.read(str(tr / f"{key}_n.wav"), dtype="float32")[0])
-        labels_full = kaldiio.load_scp(str(tr / "vad.scp"))[key]
+        labels_full = kaldiio.load_scp(str(tr / "vad_labels.scp"))[key]
         item = ds[idx]
         n, seg = noisy_full.shape[0], ds.seg_len
         start = ds.segment_start(idx, n)
