@@ -74,6 +74,8 @@ def frame_db(x: np.ndarray, frame: int) -> np.ndarray:
 
 def check_and_trim(x: np.ndarray, max_clip: float, min_range: float) -> tuple[np.ndarray | None, str]:
     """The trimmed prompt, or None and why it is dropped."""
+    if len(x) < int(0.15 * SR):
+        return None, "short"
     if np.mean(np.abs(x) >= 0.99) > max_clip:
         return None, "clipped"
     e20 = frame_db(x, SR // 50)
@@ -279,19 +281,24 @@ def run(args) -> int:
         shutil.rmtree(out_dir, ignore_errors=True)
         wav, utt2spk, utt2lang, utt2prompts, utt2n = {}, {}, {}, {}, {}
         dropped = defaultdict(int)
+        per_spk = {}
         kept_files[split] = {}
         n_prompts = 0
         for spk in spk_split[split]:
             files = [corpus.prompts[spk][i] for i in rng_for(args.seed, "order", spk).permutation(len(corpus.prompts[spk]))]
             trimmed, names = [], []
+            spk_drop = defaultdict(int)
             for f in files:
                 y, why = check_and_trim(load(f), args.max_clip, args.min_range)
                 if y is None:
                     dropped[why] += 1
+                    spk_drop[why] += 1
                     continue
                 trimmed.append(y)
                 names.append(f.stem)
             kept_files[split][spk] = [f for f in files if f.stem in set(names)]
+            per_spk[spk] = {"kept": len(trimmed), "dropped": dict(spk_drop), "utts": 0,
+                            "prompt_s": sum(len(y) for y in trimmed) / SR, "utt_s": 0.0}
             if not trimmed:
                 continue
             n_prompts += len(trimmed)
@@ -305,6 +312,8 @@ def run(args) -> int:
                 wav[utt], utt2spk[utt], utt2lang[utt] = str(path), spk, language(spk)
                 utt2prompts[utt] = " ".join(names[i] for i in group)
                 utt2n[utt] = str(len(wave))
+                per_spk[spk]["utts"] += 1
+                per_spk[spk]["utt_s"] += len(wave) / SR
         kept_files[split] = {s: f for s, f in kept_files[split].items() if f}
         if not wav:
             raise PrepError(f"the {split} split has no usable prompt ({dict(dropped)} dropped)")
@@ -314,7 +323,7 @@ def run(args) -> int:
         finish(tmp, args.data / f"speech_{split}")
         summary[split] = {"speakers": sorted(set(utt2spk.values())), "langs": sorted(set(utt2lang.values())),
                           "utts": len(wav), "prompts": n_prompts, "dropped": dict(dropped),
-                          "speech_s": sum(int(v) for v in utt2n.values()) / SR}
+                          "speech_s": sum(int(v) for v in utt2n.values()) / SR, "per_spk": per_spk}
 
     for split in SPLITS:
         out_dir = (args.audio / f"noise_{split}").resolve()
@@ -388,6 +397,15 @@ def render_summary(args, summary) -> str:
         noise = ", ".join(f"{k} {n} ({sec / 60:.1f})" for k, (n, sec) in s["noise"].items())
         lines.append(f"| {split} | {len(s['speakers'])}: {' '.join(s['speakers'])} | {' '.join(s['langs'])} | "
                      f"{s['prompts']} ({drop}) | {s['utts']} | {s['speech_s'] / 60:.1f} | {noise} |")
+    lines += ["", "Per speaker (prompts kept, dropped by the quality check; minutes of trimmed prompts and of "
+              "composed utterances):", "",
+              "| split | speaker | prompts kept | dropped | prompts (min) | utterances | utterances (min) |",
+              "|---|---|---|---|---|---|---|"]
+    for split in SPLITS:
+        for spk, s in sorted(summary[split]["per_spk"].items()):
+            drop = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "-"
+            lines.append(f"| {split} | {spk} | {s['kept']} | {drop} | {s['prompt_s'] / 60:.1f} | {s['utts']} | "
+                         f"{s['utt_s'] / 60:.1f} |")
     return "\n".join(lines) + "\n"
 
 

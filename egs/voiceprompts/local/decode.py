@@ -8,7 +8,8 @@ Writes <corpus>/speech/<spk>/<prompt>.wav (speech packages) or <corpus>/noise/<p
 the content of <unpacked package>/.done (the .deb's sha256), so a re-extracted package is decoded
 again and a decoded one is skipped. G.722 (.g722) is decoded by ffmpeg, ogg and wav by soundfile;
 channels are averaged, other rates are resampled with soxr (csmvanet.audio.resample). Failed files
-are listed and the stamp is not written (exit 1).
+are listed and the stamp is not written (exit 1); empty files (asterisk-core-sounds-ru-g722 has one)
+are skipped.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from packages import sources  # noqa: E402
@@ -50,7 +52,7 @@ def decode_g722(jobs: list[tuple[Path, Path]]) -> list[str]:
         return [f"{jobs[0][0]}: ffmpeg failed ({msg[-1] if msg else 'status %d' % proc.returncode})"]
     errors = []
     for (src, dst), tmp in zip(jobs, tmps):
-        if tmp.is_file() and tmp.stat().st_size > 44:
+        if tmp.is_file() and sf.info(str(tmp)).frames > 0:
             tmp.rename(dst)
         else:
             tmp.unlink(missing_ok=True)
@@ -101,8 +103,13 @@ def main() -> int:
     if any(f.suffix == ".g722" for _, _, f in items) and shutil.which("ffmpeg") is None:
         print(f"{sys.argv[0]}: ERROR: {FFMPEG_HINT}", file=sys.stderr)
         return 1
+    empty = [f for _, _, f in items if f.stat().st_size == 0]
+    for f in empty:
+        print(f"{sys.argv[0]}: {f}: empty file in the package, skipped")
     jobs, folders = [], set()
     for kind, rid, f in items:
+        if f in empty:
+            continue
         if kind == "speech":
             spk, prompt = rid.split("/")
             folder = args.corpus / "speech" / spk
