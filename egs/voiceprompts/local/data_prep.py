@@ -21,7 +21,8 @@ two prompts each), joined by pauses drawn from --pause (seconds), with a lead an
 level) under the whole utterance.
 
 Noise types (utt2noise): music (colobot music tracks, one recording each), effects (the colobot
-sound effects of a split, concatenated into one recording), babble (--babble_count recordings of
+sound effects of a split, concatenated into one recording; both without their silent stretches of
+0.3 s or more below -80 dBFS), babble (--babble_count recordings of
 --babble_seconds: 4-8 talkers, each a stream of prompts of one speaker; train and valid babble
 come from the training speakers only, test babble from the test speakers, whom training never
 sees), colored (white, pink and brown noise, csmvanet.synthetic.noise).
@@ -91,6 +92,28 @@ def check_and_trim(x: np.ndarray, max_clip: float, min_range: float) -> tuple[np
     if len(y) < int(0.15 * SR):
         return None, "short"
     return y, ""
+
+
+def drop_silence(x: np.ndarray, frame: int = SR // 10, thr_db: float = -80.0, min_frames: int = 3) -> np.ndarray:
+    """``x`` without its silent stretches: runs of at least ``min_frames`` 100 ms frames below ``thr_db``
+    dBFS (the colobot music has up to a minute of digital silence at its end; the mixing would find a
+    silent noise segment, whose SNR is undefined)."""
+    n = len(x) // frame
+    if n == 0:
+        return x
+    e = frame_db(x, frame)
+    silent = np.concatenate([e < thr_db, [False]])
+    keep = np.ones(n + 1, bool)
+    start = None
+    for i, s in enumerate(silent):
+        if s and start is None:
+            start = i
+        elif not s and start is not None:
+            if i - start >= min_frames:
+                keep[start:i] = False
+            start = None
+    mask = np.repeat(keep[:n], frame)
+    return np.concatenate([x[:n * frame][mask], x[n * frame:]])
 
 
 def parse_range(text: str, what: str) -> tuple[float, float]:
@@ -335,11 +358,12 @@ def run(args) -> int:
 
         effects = []
         for f in noise_split[split]:
-            x = load(f)
+            x = drop_silence(load(f))
             if len(x) < int(0.05 * SR) or np.max(np.abs(x)) < 1e-4:
                 continue  # empty or silent recording
             if noise_group(f.stem) == "music":
-                add(f.stem, f.resolve(), "music", [f.stem], len(x))
+                write_audio(out_dir / f"{f.stem}.wav", x, SR)
+                add(f.stem, out_dir / f"{f.stem}.wav", "music", [f.stem], len(x))
             else:
                 effects.append((f.stem, x))
         if effects:
