@@ -226,7 +226,7 @@ def test_utterances_join_several_prompts_with_real_pauses(fake_run):
             cells = line.split("\t")
             if cells[0] != "utt_id" and not line.startswith("#"):
                 mix[cells[0]] = cells[2]
-        for utt, value in read_scp(out / f"data/{part}/vad.scp").items():
+        for utt, value in read_scp(out / f"data/{part}/vad_labels.scp").items():
             labels = np.asarray(kaldiio.load_mat(value)).reshape(-1)
             n_prompts = len(prompts[mix[utt]].split())
             assert n_prompts >= 2
