@@ -64,6 +64,7 @@ TRAIN_DEFAULTS = {
     "accum_grad": 1,
     "grad_clip": 5.0,              # max gradient norm; 0 or null: no clipping
     "amp": "none",                 # none | bf16 | fp16 (CUDA only)
+    "grad_checkpoint": False,      # recompute the Conformer blocks in backward (less memory, slower)
     "max_nonfinite": 10,           # abort after this many non-finite steps in a row
     "save_every_steps": 500,       # mid-epoch checkpoint_last.pth; 0: only at epoch ends
     "best_criterion": "valid.loss",
@@ -351,7 +352,7 @@ class Trainer:
         # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
         _seed_all(seed)
         self.stft_cfg = STFTConfig.from_dict(cfg.get("stft"))
-        self.module = build_model(cfg).to(self.device)
+        self.module = build_model(cfg).to(self.device).set_grad_checkpointing(bool(self.t["grad_checkpoint"]))
         self.loss_fn = build_loss(cfg).to(self.device)
         _seed_all(seed + 1000003 * self.dist.rank)
 
