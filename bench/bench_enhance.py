@@ -184,7 +184,7 @@ def header(args) -> None:
     import torch
 
     import csmvanet
-    from csmvanet.metrics.report import git_hash
+    from csmvanet.version import git_hash
 
     print(f"# bench_enhance {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"# csmvanet {csmvanet.__version__} git {git_hash()}, torch {torch.__version__}, numpy {np.__version__}, "

@@ -1,4 +1,7 @@
-"""Inference: enhance audio of any length with bounded memory, VAD out, packed models, batch runs.
+"""Inference: the Enhancer, audio of any length with bounded memory, VAD out.
+
+The overlap-add, limiter and streaming resampler are in :mod:`csmvanet.stitch`, experiment dirs and
+packed models in :mod:`csmvanet.model_files`, batch runs (csmvanet-enhance) in :mod:`csmvanet.batch`.
 
 Python API::
 
@@ -8,9 +11,10 @@ Python API::
     enh.enhance_file("noisy.flac", "clean.flac")                     # streamed: file in, file out
 
 Models
-    ``from_pretrained(path)`` takes a packed model file (:func:`pack_model`), an experiment dir
-    (``config.yaml`` + weights, the first present of :data:`CHECKPOINT_ORDER`), or a weights file
-    inside an experiment dir (``exp/x/valid.loss.best.pth``: the ``config.yaml`` beside it is used).
+    ``from_pretrained(path)`` takes a packed model file (:func:`csmvanet.model_files.pack_model`), an
+    experiment dir (``config.yaml`` + weights, the first present of
+    :data:`csmvanet.model_files.CHECKPOINT_ORDER`), or a weights file inside an experiment dir
+    (``exp/x/valid.loss.best.pth``: the ``config.yaml`` beside it is used).
 
 Chunked overlap-add
     The model runs on segments of ``segment_seconds`` (default 8 s; at least the 2 s training
@@ -52,193 +56,29 @@ Sample rate, channels, length
 Peak handling (no clipping)
     Enhanced audio can exceed full scale where the input nearly reached it. Rather than hard
     clipping (audible) or scaling the whole file (needs the whole file), a per-sample soft limiter
-    :func:`soft_limit` is applied: samples with ``|x| <= 0.9`` are untouched; above, the magnitude
+    :func:`csmvanet.stitch.soft_limit` is applied: samples with ``|x| <= 0.9`` are untouched; above, the magnitude
     follows ``0.9 + 0.09 * tanh((|x| - 0.9) / 0.09)`` (continuous slope at the knee), so the output
     never exceeds 0.99 and 16-bit files never clip. ``limit=False`` returns the raw model output.
 """
 from __future__ import annotations
 
-import datetime
-import hashlib
-import platform
-import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
-import yaml
 
 from csmvanet.audio import AudioError, _is_ark_entry, read_audio
+from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-
-#: Weights looked for in an experiment dir, in this order (glob patterns; sorted within a pattern).
-#: The averaged model is what the recipes decode with; the others are fall-backs (with a warning).
-CHECKPOINT_ORDER = ("valid.loss.ave.pth", "valid.*.ave.pth", "valid.loss.best.pth", "valid.*.best.pth",
-                    "checkpoint_last.pth")
-
-PACK_FORMAT = "csmvanet-packed-model"
-PACK_VERSION = 1
+from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model
+from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 
 DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 READ_BLOCK = 65536            # samples per read/resample block
-LIMIT_KNEE = 0.9
-LIMIT_CEILING = 0.99
 CHANNEL_MODES = ("each", "mix", "error")
-AUDIO_SUFFIXES = (".wav", ".flac")
-
-
-class EnhanceError(ValueError):
-    """Input that cannot be enhanced; the message names the file (or key) and the problem."""
-
-
-class ModelFileError(EnhanceError):
-    """A model path that cannot be used: missing files, not a model, checksum mismatch, ..."""
-
-
-# --------------------------------------------------------------------------------------------------
-# peak handling
-
-
-def soft_limit(x: np.ndarray, knee: float = LIMIT_KNEE, ceiling: float = LIMIT_CEILING) -> np.ndarray:
-    """Identity for ``|x| <= knee``; above, a tanh curve rising to ``ceiling`` (never above it)."""
-    x = np.asarray(x, dtype=np.float32)
-    mag = np.abs(x)
-    over = mag > knee
-    if not over.any():
-        return x
-    x = x.copy()
-    room = ceiling - knee
-    x[over] = np.sign(x[over]) * (knee + room * np.tanh((mag[over] - knee) / room))
-    return x
-
-
-# --------------------------------------------------------------------------------------------------
-# chunked overlap-add at the model rate
-
-
-def _fade_in(rel: np.ndarray, overlap: int) -> np.ndarray:
-    """Raised-cosine ramp over ``[0, overlap)`` samples of ``rel`` (0 before, 1 after)."""
-    if overlap <= 0:
-        return (rel >= 0).astype(np.float64)
-    t = np.clip((rel + 0.5) / overlap, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * t)
-
-
-class ChunkStitcher:
-    """Overlap-add of a model run chunk by chunk over a stream of ``[n, C]`` blocks (model rate).
-
-    ``run(x [L, C]) -> (y [L, C], vad [T, C] or None)`` with ``T = L // hop + 1``. :meth:`push` takes
-    input blocks and returns the output samples and VAD frames that are final; :meth:`finish` returns
-    the rest. Chunks are ``segment`` long and start every ``step = segment - overlap`` samples (on the
-    hop grid) while more than ``segment + step`` samples remain. The rest (``segment`` to
-    ``segment + step`` samples) is covered by one more full segment and a last one that ends at the
-    end of the input and starts on the hop grid, so it is within one hop of a full segment (it
-    overlaps its predecessor by more than ``overlap``; the cross-fade is still ``overlap`` long).
-    Every chunk of an input longer than one segment is thus a full segment: peak memory is that of
-    one segment whatever the length, and every chunk has the full context. An input of at most one
-    segment is one chunk.
-    """
-
-    def __init__(self, run: Callable, segment: int, overlap: int, hop: int, channels: int):
-        if segment % hop or overlap % hop:
-            raise ValueError(f"segment ({segment}) and overlap ({overlap}) must be multiples of hop ({hop})")
-        if not 0 <= 2 * overlap <= segment:
-            raise ValueError(f"overlap ({overlap}) must be between 0 and half the segment ({segment})")
-        self.run, self.segment, self.overlap, self.hop = run, segment, overlap, hop
-        self.step = segment - overlap
-        self.channels = channels
-        self.buf = np.zeros((0, channels), np.float32)  # input from self.start on
-        self.start = 0                                  # next chunk start (global sample index)
-        self.total = 0                                  # input samples received
-        self.first = True
-        self.out = np.zeros((0, channels), np.float64)  # output accumulator from self.start on
-        self.vad = np.zeros((0, channels), np.float64)  # VAD accumulator from frame self.start // hop
-        self.has_vad = None
-
-    def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = np.asarray(x, np.float32).reshape(len(x), self.channels)
-        self.buf = np.concatenate([self.buf, x]) if len(self.buf) else x
-        self.total += len(x)
-        waves, vads = [], []
-        while self.total - self.start > self.segment + self.step:
-            self._chunk(self.segment, self.step, False, waves, vads)
-        return self._join(waves, vads)
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray | None]:
-        waves, vads = [], []
-        while self.total - self.start > self.segment + self.step:
-            self._chunk(self.segment, self.step, False, waves, vads)
-        rest = self.total - self.start
-        if rest > self.segment:      # one more full segment, then the last segment of the input
-            late = -(-(rest - self.segment) // self.hop) * self.hop      # on the hop grid, <= step
-            self._chunk(self.segment, max(self.overlap, late), False, waves, vads)
-        rest = self.total - self.start
-        if rest > 0 or self.first:
-            self._chunk(rest, rest, True, waves, vads)
-        return self._join(waves, vads)
-
-    def _join(self, waves, vads):
-        wave = np.concatenate(waves).astype(np.float32) if waves else np.zeros((0, self.channels), np.float32)
-        if self.has_vad is False:
-            return wave, None
-        vad = np.concatenate(vads).astype(np.float32) if vads else np.zeros((0, self.channels), np.float32)
-        return wave, vad
-
-    def _chunk(self, length: int, nxt: int, last: bool, waves: list, vads: list) -> None:
-        """Run a chunk of ``length`` samples from self.start; the next one starts ``nxt`` later."""
-        hop = self.hop
-        y, v = self.run(self.buf[:length])
-        if self.has_vad is None:
-            self.has_vad = v is not None
-        w = self._weights(np.arange(length, dtype=np.float64), nxt, last)
-        if len(self.out) < length:
-            self.out = np.concatenate([self.out, np.zeros((length - len(self.out), self.channels))])
-        self.out[:length] += w[:, None] * y
-        waves.append(self.out[:nxt])
-        self.out = self.out[nxt:]
-        if v is not None:
-            frames = len(v)
-            if frames != length // hop + 1:
-                raise RuntimeError(f"model returned {frames} VAD frames for {length} samples")
-            wf = self._weights(np.arange(frames, dtype=np.float64) * hop, nxt, last)
-            if len(self.vad) < frames:
-                self.vad = np.concatenate([self.vad, np.zeros((frames - len(self.vad), self.channels))])
-            self.vad[:frames] += wf[:, None] * v
-            done = frames if last else nxt // hop
-            vads.append(self.vad[:done])
-            self.vad = self.vad[done:]
-        self.buf = self.buf[nxt:]
-        self.start += nxt
-        self.first = False
-
-    def _weights(self, rel: np.ndarray, nxt: int, last: bool) -> np.ndarray:
-        """Cross-fade weights at positions ``rel`` of a chunk whose successor starts at ``nxt``."""
-        w = np.ones_like(rel)
-        if not self.first:
-            w *= _fade_in(rel, self.overlap)
-        if not last:
-            w *= 1.0 - _fade_in(rel - nxt, self.overlap)
-        return w
-
-
-class _Resampler:
-    """Streaming soxr resampler (VHQ, as :func:`csmvanet.audio.resample`); identity when rates match."""
-
-    def __init__(self, sr_in: int, sr_out: int, channels: int):
-        self.stream = None
-        if sr_in != sr_out:
-            import soxr
-
-            self.stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="VHQ")
-
-    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.stream is None:
-            return x
-        return self.stream.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,17 +120,7 @@ class Enhancer:
                         segment_seconds: float | None = None, overlap_seconds: float | None = None) -> "Enhancer":
         """Load a packed model file, an experiment dir or a weights file inside an experiment dir."""
         config, state, metadata = load_model_files(path, checkpoint)
-        from csmvanet.nets import build_model
-
-        try:
-            model = build_model(config)
-        except (ValueError, TypeError) as e:
-            raise ModelFileError(f"{path}: cannot build the model from its config ({e})") from None
-        missing, unexpected = _match_state(model, state)
-        if missing or unexpected:
-            raise ModelFileError(f"{path}: weights do not fit the config: missing or of another shape "
-                                 f"{_few(missing)}; unexpected {_few(unexpected)}")
-        model.load_state_dict(state)
+        model = model_with_weights(config, state, str(path))
         return cls(model, config, device=device, segment_seconds=segment_seconds,
                    overlap_seconds=overlap_seconds, metadata=metadata, source=str(path))
 
@@ -356,8 +186,8 @@ class Enhancer:
                                        "(channels='error'; use 'each' or 'mix')")
                 c_out = 1 if channels == "mix" else c_in
                 stitcher = ChunkStitcher(self._run, self.segment, self.overlap, self.stft_cfg.hop_length, c_out)
-                res_in = _Resampler(sr, self.sample_rate, c_out)
-                res_out = _Resampler(self.sample_rate, sr, c_out)
+                res_in = StreamResampler(sr, self.sample_rate, c_out)
+                res_out = StreamResampler(self.sample_rate, sr, c_out)
             elif block.shape[1] != c_in:
                 raise EnhanceError(f"{name}: block with {block.shape[1]} channels after {c_in}")
             if len(block) == 0:
@@ -491,7 +321,7 @@ class _open_blocks:
         try:
             self.file = sf.SoundFile(str(path), "r")
         except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
-            raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+            raise AudioError(f"{src}: cannot read audio ({last_line(e)})") from None
         if self.file.frames == 0:
             raise AudioError(f"{src}: no samples (the audio holds 0 frames)")
         return self.file.samplerate, self.file.channels, self._blocks()
@@ -501,7 +331,7 @@ class _open_blocks:
             try:
                 block = self.file.read(READ_BLOCK, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
-                raise AudioError(f"{self.src}: read error ({_short(e)})") from None
+                raise AudioError(f"{self.src}: read error ({last_line(e)})") from None
             if len(block) == 0:
                 return
             yield block
@@ -512,393 +342,6 @@ class _open_blocks:
         return False
 
 
-# --------------------------------------------------------------------------------------------------
-# model files: experiment dirs and packed models
-
-
-def find_checkpoint(exp_dir: Path, checkpoint: str | None = None) -> Path:
-    """The weights file of an experiment dir: ``checkpoint`` if given, else the first of CHECKPOINT_ORDER."""
-    if checkpoint:
-        p = Path(checkpoint)
-        p = p if p.is_absolute() or p.parent != Path(".") else exp_dir / p
-        if not p.is_file():
-            raise ModelFileError(f"{p}: no such checkpoint")
-        return p
-    for i, pattern in enumerate(CHECKPOINT_ORDER):
-        hits = sorted(exp_dir.glob(pattern))
-        if hits:
-            if i > 0:
-                warnings.warn(f"{exp_dir}: no {CHECKPOINT_ORDER[0]}; using {hits[0].name}", stacklevel=3)
-            return hits[0]
-    raise ModelFileError(f"{exp_dir}: no model weights (looked for {', '.join(CHECKPOINT_ORDER)})")
-
-
-def _load_file(path: Path) -> dict:
-    """Load a torch file (weights_only=True, CRC-checked) through csmvanet.checkpoint."""
-    from csmvanet.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as e:
-        raise ModelFileError(str(e)) from None
-
-
-def _weights_of(obj: dict, path: Path) -> dict:
-    """A plain state_dict, or the 'model' entry of a training checkpoint."""
-    from csmvanet.checkpoint import CheckpointError, model_state
-
-    try:
-        return model_state(obj, path)
-    except CheckpointError as e:
-        raise ModelFileError(str(e)) from None
-
-
-def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[dict, dict, dict]:
-    """(config, state_dict, metadata) of a packed model file, an experiment dir or a weights file."""
-    path = Path(path)
-    if path.is_dir():
-        cfg_path = path / "config.yaml"
-        if not cfg_path.is_file():
-            raise ModelFileError(f"{path}: not an experiment dir (no config.yaml)")
-        ckpt = find_checkpoint(path, checkpoint)
-        config_text = cfg_path.read_text()
-        state = _weights_of(_load_file(ckpt), ckpt)
-        return _parse_config(config_text, cfg_path), state, {"exp_dir": str(path), "checkpoint": ckpt.name}
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such model file or experiment dir")
-    obj = _load_file(path)
-    if obj.get("format") == PACK_FORMAT:
-        return _unpack(obj, path)
-    cfg_path = path.parent / "config.yaml"
-    if cfg_path.is_file():     # a weights file inside an experiment dir
-        state = _weights_of(obj, path)
-        return (_parse_config(cfg_path.read_text(), cfg_path), state,
-                {"exp_dir": str(path.parent), "checkpoint": path.name})
-    raise ModelFileError(f"{path}: neither a packed csmvanet model nor weights beside a config.yaml")
-
-
-def _parse_config(text: str, where) -> dict:
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ModelFileError(f"{where}: config is not valid YAML ({_short(e)})") from None
-    if not isinstance(cfg, dict):
-        raise ModelFileError(f"{where}: config is not a mapping")
-    return cfg
-
-
-def _match_state(model, state: dict) -> tuple[list, list]:
-    """(missing or mis-shaped names, unexpected names) of ``state`` for ``model``."""
-    own = model.state_dict()
-    bad = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
-    return sorted(bad), sorted(set(state) - set(own))
-
-
-def _few(names: list, n: int = 3) -> str:
-    if not names:
-        return "none"
-    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
-
-
-def weights_digest(state: dict, config_text: str) -> str:
-    """sha256 over the weights (sorted by name: name, dtype, shape, raw bytes) and the config text."""
-    import torch
-
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().to("cpu").contiguous()
-        h.update(name.encode() + b"\0" + str(t.dtype).encode() + b"\0" + repr(tuple(t.shape)).encode() + b"\0")
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-    h.update(config_text.encode())
-    return h.hexdigest()
-
-
-def _unpack(obj: dict, path: Path) -> tuple[dict, dict, dict]:
-    version = obj.get("format_version")
-    if version != PACK_VERSION:
-        raise ModelFileError(f"{path}: packed model format version {version!r}; this csmvanet reads "
-                             f"version {PACK_VERSION}")
-    state, config_text, digest = obj.get("state_dict"), obj.get("config"), obj.get("sha256")
-    if not isinstance(state, dict) or not isinstance(config_text, str) or not isinstance(digest, str):
-        raise ModelFileError(f"{path}: packed model lacks state_dict, config or sha256")
-    actual = weights_digest(state, config_text)
-    if actual != digest:
-        raise ModelFileError(f"{path}: checksum mismatch (stored sha256 {digest[:12]}..., computed "
-                             f"{actual[:12]}...): the file is corrupt or was modified")
-    return _parse_config(config_text, path), state, dict(obj.get("metadata") or {})
-
-
-def _training_data(exp_dir: Path, cfg: dict) -> dict:
-    """Training/validation data dirs as far as the experiment dir records them."""
-    found: dict = {}
-    for section in (cfg, cfg.get("data") if isinstance(cfg.get("data"), dict) else {}):
-        for k, v in section.items():
-            if isinstance(v, (str, int, float)) and ("train" in k or "valid" in k) and ("dir" in k or "scp" in k):
-                found[k] = str(v)
-    run_sh = exp_dir / "run.sh"
-    if run_sh.is_file():
-        toks = run_sh.read_text().replace("\\\n", " ").split()
-        for i, tok in enumerate(toks[:-1]):
-            if tok == "cd":
-                found.setdefault("cwd", toks[i + 1].strip("'\""))
-            elif tok in ("--train_dir", "--valid_dir"):
-                found.setdefault(tok[2:], toks[i + 1].strip("'\""))
-            elif tok.startswith(("--train_dir=", "--valid_dir=")):
-                k, v = tok[2:].split("=", 1)
-                found.setdefault(k, v.strip("'\""))
-    return found
-
-
-def _plain(obj):
-    """Builtin str/int/float/bool/None, lists and dicts only (what weights_only=True loads without
-    allow-listing; str subclasses such as torch's version string are turned into str)."""
-    if obj is None or isinstance(obj, bool):
-        return obj
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj)
-    if isinstance(obj, (list, tuple)):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    return str(obj)
-
-
-def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None = None,
-               extra_metadata: dict | None = None) -> dict:
-    """Write one file holding config, weights, metadata and a sha256; returns the metadata.
-
-    The file is ``torch.save`` of a dict of tensors and plain Python types (loads with
-    ``weights_only=True``)::
-
-        {"format": "csmvanet-packed-model", "format_version": 1,
-         "config": <config.yaml text>, "state_dict": {name: tensor},
-         "sha256": weights_digest(state_dict, config),
-         "metadata": {sample_rate, num_parameters, csmvanet/torch/numpy/python versions, git_hash,
-                      git_dirty, created (UTC ISO), exp_dir, checkpoint, training_data, ...}}
-    """
-    import torch
-
-    import csmvanet
-
-    exp_dir = Path(exp_dir)
-    if not exp_dir.is_dir():
-        raise ModelFileError(f"{exp_dir}: no such experiment dir")
-    cfg_path = exp_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise ModelFileError(f"{exp_dir}: not an experiment dir (no config.yaml)")
-    config_text = cfg_path.read_text()
-    cfg = _parse_config(config_text, cfg_path)
-    ckpt = find_checkpoint(exp_dir, checkpoint)
-    raw = _load_file(ckpt)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in _weights_of(raw, ckpt).items()}
-    from csmvanet.nets import build_model
-
-    model = build_model(cfg)
-    missing, unexpected = _match_state(model, state)
-    if missing or unexpected:
-        raise ModelFileError(f"{ckpt}: weights do not fit {cfg_path}: missing or of another shape "
-                             f"{_few(missing)}; unexpected {_few(unexpected)}")
-    from csmvanet.metrics.report import git_hash
-
-    meta = {
-        "sample_rate": int(model.stft_cfg.sample_rate),
-        "num_parameters": int(sum(p.numel() for p in model.parameters())),
-        "csmvanet_version": csmvanet.__version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "git_hash": git_hash(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exp_dir": str(exp_dir.resolve()),
-        "checkpoint": ckpt.name,
-        "training_data": _training_data(exp_dir, cfg),
-    }
-    info = {k: v for k, v in raw.items()       # what a wrapped checkpoint says about itself
-            if isinstance(v, (str, int, float, bool)) and not isinstance(v, torch.Tensor)}
-    if info:
-        meta["checkpoint_info"] = _plain(info)
-    meta.update(extra_metadata or {})
-    packed = {"format": PACK_FORMAT, "format_version": PACK_VERSION, "config": config_text,
-              "state_dict": state, "sha256": weights_digest(state, config_text), "metadata": _plain(meta)}
-    out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        torch.save(packed, str(tmp))
-    return meta
-
-
-# --------------------------------------------------------------------------------------------------
-# batches (csmvanet-enhance)
-
-
-@dataclass
-class BatchItem:
-    key: str                 # utterance id (scp key, or the input's relative path without suffix)
-    source: str              # path or scp value
-    out_rel: str = ""        # output path relative to the output dir
-    error: str | None = None  # a problem found while collecting the inputs
-
-
-def _key_of(rel: Path) -> str:
-    return "_".join(str(rel.with_suffix("")).split())
-
-
-def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
-                   output_format: str | None = None) -> list[BatchItem]:
-    """Inputs -> items with output names mirroring them.
-
-    A file gives ``<name>``; a directory gives every ``*.wav``/``*.flac`` below it (recursive, sorted)
-    as ``<path relative to the directory>``; ``wav_scp`` gives ``<utt>.wav``. The suffix becomes
-    ``output_format`` if given, else stays ``.wav``/``.flac`` (other input suffixes give ``.wav``).
-    Inputs that do not exist or clash with an earlier output name are items with ``error`` set.
-    """
-    from csmvanet.datadir import DataDirError, read_scp
-
-    def out_name(rel: Path, default: str | None = None) -> str:
-        suffix = rel.suffix.lower()
-        fmt = output_format or default or (suffix[1:] if suffix in AUDIO_SUFFIXES else "wav")
-        return str(rel.with_suffix(f".{fmt}") if rel.suffix else Path(f"{rel}.{fmt}"))
-
-    items: list[BatchItem] = []
-    for inp in inputs:
-        p = Path(inp)
-        if p.is_dir():
-            found = sorted((f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and not f.is_dir()),
-                           key=lambda f: str(f))
-            if not found:
-                items.append(BatchItem(str(p), str(p), error=f"{p}: folder holds no .wav or .flac files"))
-            for f in found:
-                rel = f.relative_to(p)
-                items.append(BatchItem(_key_of(rel), str(f), out_name(rel)))
-        elif p.exists() or p.is_symlink():
-            items.append(BatchItem(_key_of(Path(p.name)), str(p), out_name(Path(p.name))))
-        else:
-            items.append(BatchItem(str(p), str(p), error=f"{p}: no such file or folder"))
-    if wav_scp:
-        try:
-            entries = read_scp(wav_scp)
-        except (DataDirError, OSError) as e:
-            items.append(BatchItem(str(wav_scp), str(wav_scp), error=str(e)))
-            entries = {}
-        for key, value in entries.items():
-            items.append(BatchItem(key, value, out_name(Path(key), "wav") if not output_format
-                                   else f"{key}.{output_format}"))
-    seen_out: dict[str, str] = {}
-    seen_key: dict[str, str] = {}
-    for it in items:
-        if it.error:
-            continue
-        if it.out_rel in seen_out:
-            it.error = f"{it.source}: output name {it.out_rel} already used by {seen_out[it.out_rel]}"
-        elif it.key in seen_key:
-            it.error = f"{it.source}: utterance id {it.key} already used by {seen_key[it.key]}"
-        else:
-            seen_out[it.out_rel] = it.source
-            seen_key[it.key] = it.source
-    return items
-
-
-@dataclass
-class BatchReport:
-    done: list = field(default_factory=list)      # (key, output path)
-    failed: list = field(default_factory=list)    # one-line messages, each naming its input
-    audio_seconds: float = 0.0
-    seconds: float = 0.0
-
-
-def _one_line(source: str, e: BaseException) -> str:
-    msg = " ".join(str(e).split()) or type(e).__name__
-    if not isinstance(e, (EnhanceError, AudioError)):
-        msg = f"{type(e).__name__}: {msg}"
-    return msg if source in msg else f"{source}: {msg}"
-
-
-def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | Path, *,
-                  out_scp: str | Path | None = None, vad_dir: str | Path | None = None,
-                  channels: str = "each", subtype: str = "PCM_16", vad_threshold: float = 0.5,
-                  min_speech: float = 0.25, min_silence: float = 0.1, progress: bool = True,
-                  report: Callable[[str], None] | None = None) -> BatchReport:
-    """Enhance every item into ``output_dir``; a failing item is reported in one line and skipped.
-
-    ``vad_dir`` receives ``vad_prob.ark``/``vad_prob.scp`` (kaldiio float32 vector per utterance, at
-    the model's frame rate; multi-channel: the maximum over channels), ``segments`` (Kaldi) and
-    ``vad.rttm``. ``out_scp`` lists ``key path`` of the outputs written. Every file appears complete
-    or not at all.
-    """
-    import contextlib
-    import time
-
-    import kaldiio
-    from tqdm import tqdm
-
-    from csmvanet.datadir import write_scp
-    from csmvanet.vad import probs_to_segments, write_rttm, write_segments
-
-    output_dir = Path(output_dir)
-    rep = BatchReport()
-    say = report or (lambda line: tqdm.write(line, file=sys.stderr))
-    t0 = time.perf_counter()
-    segments: dict[str, list] = {}
-    vad_index: dict[str, str] = {}
-    no_vad_said = False
-    with contextlib.ExitStack() as stack:
-        ark = None
-        if vad_dir is not None:
-            vad_dir = Path(vad_dir)
-            ark_path = vad_dir / "vad_prob.ark"
-            ark = stack.enter_context(open(stack.enter_context(atomic_path(ark_path)), "wb"))
-        bar = tqdm(items, desc="enhance", unit="file", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True)
-        for it in bar:
-            if it.error:
-                rep.failed.append(it.error)
-                say(f"ERROR {it.error}")
-                continue
-            out_path = output_dir / it.out_rel
-            try:
-                if Path(it.source).exists() and out_path.resolve() == Path(it.source).resolve():
-                    raise EnhanceError(f"{it.source}: output would overwrite the input")
-                res = enhancer.enhance_file(it.source, out_path, channels=channels, subtype=subtype)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:   # one line per bad input; the batch goes on
-                rep.failed.append(_one_line(it.source, e))
-                say(f"ERROR {rep.failed[-1]}")
-                continue
-            rep.done.append((it.key, str(out_path)))
-            rep.audio_seconds += res.num_samples / res.sample_rate
-            if ark is not None:
-                if res.vad is None:
-                    if not no_vad_said:
-                        say("WARNING: the model has no VAD decoder; no VAD outputs")
-                        no_vad_said = True
-                    continue
-                vad = res.vad.max(axis=1).astype(np.float32)
-                pos = ark.tell()
-                kaldiio.save_ark(ark, {it.key: vad})
-                vad_index[it.key] = f"{ark_path}:{pos + len(it.key.encode()) + 1}"
-                num_model = int(round(res.num_samples * enhancer.sample_rate / res.sample_rate))
-                segments[it.key] = probs_to_segments(vad, enhancer.stft_cfg, threshold=vad_threshold,
-                                                     min_speech=min_speech, min_silence=min_silence,
-                                                     num_samples=num_model)
-    if vad_dir is not None:
-        write_scp(vad_dir / "vad_prob.scp", vad_index)
-        write_segments(vad_dir / "segments", segments)
-        write_rttm(vad_dir / "vad.rttm", segments)
-    if out_scp is not None:
-        write_scp(out_scp, dict(rep.done))
-    rep.seconds = time.perf_counter() - t0
-    return rep
-
-
-def _short(e: Exception) -> str:
-    s = str(e).strip()
-    return s.splitlines()[-1] if s else type(e).__name__
-
-
-__all__ = ["BatchItem", "BatchReport", "CHECKPOINT_ORDER", "ChunkStitcher", "EnhanceError", "Enhancer",
-           "ModelFileError", "StreamResult", "collect_inputs", "enhance_batch", "find_checkpoint", "load_model_files",
-           "pack_model", "soft_limit", "weights_digest"]
+# re-exported: names that were defined here before the split
+__all__ = ["CHANNEL_MODES", "CHECKPOINT_ORDER", "ChunkStitcher", "EnhanceError", "Enhancer", "ModelFileError",
+           "StreamResult", "load_model_files", "pack_model", "soft_limit"]

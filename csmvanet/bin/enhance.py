@@ -63,7 +63,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from csmvanet.enhance import EnhanceError, Enhancer, collect_inputs, enhance_batch
+    from csmvanet.batch import collect_inputs, enhance_batch
+    from csmvanet.enhance import EnhanceError, Enhancer
 
     if args.num_threads:
         torch.set_num_threads(args.num_threads)

@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="packed model file to write (e.g. model.pth)")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     args = p.parse_args(argv)
-    from csmvanet.enhance import EnhanceError, pack_model
+    from csmvanet.errors import EnhanceError
+    from csmvanet.model_files import pack_model
 
     try:
         with warnings.catch_warnings(record=True) as caught:

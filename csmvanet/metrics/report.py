@@ -11,7 +11,6 @@ import datetime as _dt
 import logging
 import math
 import platform
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import yaml
 from csmvanet.fileio import atomic_path, atomic_write_text
 from csmvanet.metrics.basic import STOI_IMPL, pesq_impl, vad_from_counts
 from csmvanet.metrics.score import ScoreInputs, UttResult
+from csmvanet.version import __version__, git_hash
 
 log = logging.getLogger(__name__)
 
@@ -179,27 +179,7 @@ def _pkg_version(pkg: str) -> str:
         return "not installed"
 
 
-def git_hash() -> str:
-    """HEAD of the git repository holding the csmvanet package ('unknown' outside one)."""
-    import csmvanet
-
-    repo = Path(csmvanet.__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode != 0:
-            return "unknown"
-        head = out.stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--"],
-                               capture_output=True, timeout=10).returncode
-        return head + (" (with uncommitted changes)" if dirty == 1 else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def environment(pesq_mode: str | None) -> dict[str, str]:
-    from csmvanet import __version__
-
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "host": platform.node() or "unknown",
