@@ -100,12 +100,18 @@ class Enhancer:
     """A CSM-VANet model ready for inference on arrays and files of any length (see the module doc)."""
 
     def __init__(self, model, config: dict, *, device: str = "cpu", segment_seconds: float | None = None,
-                 overlap_seconds: float | None = None, metadata: dict | None = None, source: str = ""):
+                 overlap_seconds: float | None = None, metadata: dict | None = None, source: str = "",
+                 backend: str = "torch", onnx_path: str | Path | None = None):
         import torch
+
+        from csmvanet.runners import make_runner
 
         self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # what runs the network between analysis and synthesis (csmvanet.runners): torch, onnxruntime, ...
+        self.backend = backend
+        self.runner = make_runner(self.model, backend, device=str(self.device), onnx_path=onnx_path)
         self.config = config
         self.stft_cfg = model.stft_cfg
         self.sample_rate = int(self.stft_cfg.sample_rate)
@@ -117,12 +123,19 @@ class Enhancer:
     # ---- construction
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", *, checkpoint: str | None = None,
-                        segment_seconds: float | None = None, overlap_seconds: float | None = None) -> "Enhancer":
-        """Load a packed model file, an experiment dir or a weights file inside an experiment dir."""
+                        segment_seconds: float | None = None, overlap_seconds: float | None = None,
+                        backend: str = "torch", onnx_path: str | Path | None = None) -> "Enhancer":
+        """Load a packed model file, an experiment dir or a weights file inside an experiment dir.
+
+        ``backend`` (:data:`csmvanet.runners.BACKENDS`) runs the network: ``torch`` (default),
+        ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
+        weights) or ``torch-int8``.
+        """
         config, state, metadata = load_model_files(path, checkpoint)
         model = model_with_weights(config, state, str(path))
         return cls(model, config, device=device, segment_seconds=segment_seconds,
-                   overlap_seconds=overlap_seconds, metadata=metadata, source=str(path))
+                   overlap_seconds=overlap_seconds, metadata=metadata, source=str(path), backend=backend,
+                   onnx_path=onnx_path)
 
     def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
         """Segment and overlap lengths (rounded to the hop grid)."""
@@ -146,7 +159,11 @@ class Enhancer:
             x = np.concatenate([x, np.zeros((pad, x.shape[1]), x.dtype)])
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(x.T)).to(self.device)   # [C, L]
-            out = self.model(batch)
+            feats, scale = self.model.analysis(batch)
+            ri, vad_logits = self.runner(feats)
+            out = self.model.synthesis(ri.to(self.device),
+                                       None if vad_logits is None else vad_logits.to(self.device),
+                                       scale, batch.shape[1])
             wave = out["wave"].float().cpu().numpy().T[:n]                       # [L, C]
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
