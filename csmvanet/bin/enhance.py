@@ -86,7 +86,7 @@ def main(argv=None) -> int:
             enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
                                            segment_seconds=args.segment_seconds,
                                            overlap_seconds=args.overlap_seconds, backend=args.backend,
-                                           onnx_path=args.onnx)
+                                           onnx_path=args.onnx, retain_memory=True)
         for w in caught:
             print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
     except (EnhanceError, ValueError, OSError) as e:
