@@ -36,7 +36,9 @@ sys.path.insert(0, str(REPO))
 from csmvanet.config import load_config  # noqa: E402
 from csmvanet.dataset import GlobalBatchSampler, TrainSegments, collate  # noqa: E402
 from csmvanet.features import STFTConfig  # noqa: E402
-from csmvanet.trainer import _fp32, git_hash, resolve_config  # noqa: E402
+from csmvanet.experiment import resolve_config  # noqa: E402
+from csmvanet.loss import fp32_outputs as _fp32  # noqa: E402
+from csmvanet.version import git_hash  # noqa: E402
 
 
 def make_data_dir(d: Path, n: int, seconds: float, cfg: STFTConfig) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from csmvanet.errors import ConfigError
+
 
 def load_config(path: str | Path) -> dict:
     path = Path(path)
@@ -58,6 +60,29 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
             raise ValueError(f"cannot parse override {tok!r}: use --key value or key=value")
         set_by_path(cfg, key.replace("-", "_"), yaml.safe_load(raw) if raw != "" else "")
     return cfg
+
+
+def section_options(name: str, given, known, what: str = "option") -> dict:
+    """Section ``name`` of a config as a dict, checked: a mapping (or empty) whose keys are all in ``known``.
+
+    Raises :class:`ConfigError` naming the section, the unknown keys and the valid ones.
+    """
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping")
+    unknown = set(given) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown {name} {what}(s): {sorted(unknown)}; known: {sorted(known)}")
+    return dict(given)
+
+
+def keyword_names(cls) -> list[str]:
+    """Keyword parameters of ``cls.__init__`` after the first positional one (the valid section keys)."""
+    import inspect
+
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def dump_config(cfg: dict) -> str:

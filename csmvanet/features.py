@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from csmvanet.config import section_options
+
 
 @dataclass(frozen=True)
 class STFTConfig:
@@ -21,11 +23,7 @@ class STFTConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "STFTConfig":
-        d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown stft option(s): {sorted(unknown)}")
-        return cls(**d)
+        return cls(**section_options("stft", d, cls.__dataclass_fields__))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from csmvanet.config import keyword_names, section_options
 from csmvanet.features import STFTConfig, analyse
 
-DEFAULT_WEIGHTS = {"time": 0.2, "mag": 0.8, "ri": 0.2, "vad": 0.1}
+#: What the loss returns: the weighted total, then every term unweighted.
+TERMS = ("loss", "time", "mag", "ri", "vad")
 
 
 class CSMVANetLoss(nn.Module):
@@ -52,11 +54,33 @@ class CSMVANetLoss(nn.Module):
         return {"loss": total, **terms}
 
 
-def build_loss(cfg: dict) -> CSMVANetLoss:
-    weights = dict(DEFAULT_WEIGHTS)
-    given = dict(cfg.get("loss") or {})
-    unknown = set(given) - set(weights)
-    if unknown:
-        raise ValueError(f"unknown loss weight(s): {sorted(unknown)}; known: {sorted(weights)}")
-    weights.update(given)
-    return CSMVANetLoss(STFTConfig.from_dict(cfg.get("stft")), **weights)
+def loss_weights(cfg: dict) -> dict:
+    """The ``loss`` section of ``cfg`` (weights; the others keep CSMVANetLoss's defaults), checked."""
+    return section_options("loss", cfg.get("loss"), keyword_names(CSMVANetLoss), what="weight")
+
+
+def build_loss(cfg: dict, stft: STFTConfig | None = None) -> CSMVANetLoss:
+    """The loss of a config; ``stft``: its already parsed stft section (else parsed from ``cfg``)."""
+    return CSMVANetLoss(stft or STFTConfig.from_dict(cfg.get("stft")), **loss_weights(cfg))
+
+
+def fp32_outputs(out: dict) -> dict:
+    """Network outputs in fp32 (complex64) for the loss, whatever autocast produced."""
+    res = {}
+    for k, v in out.items():
+        if torch.is_tensor(v):
+            if v.is_complex():
+                v = v.to(torch.complex64)
+            elif v.is_floating_point():
+                v = v.float()
+        res[k] = v
+    return res
+
+
+def autocast(amp: str):
+    """The autocast context of ``train.amp`` (none | bf16 | fp16; CUDA) for running the network."""
+    import contextlib
+
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)

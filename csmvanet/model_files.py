@@ -19,13 +19,9 @@ import numpy as np
 import yaml
 
 from csmvanet.errors import ModelFileError, last_line
+from csmvanet.experiment import CHECKPOINT_ORDER, CONFIG_FILE
 from csmvanet.fileio import atomic_path
 from csmvanet.version import __version__, git_hash
-
-#: Weights looked for in an experiment dir, in this order (glob patterns; sorted within a pattern).
-#: The averaged model is what the recipes decode with; the others are fall-backs (with a warning).
-CHECKPOINT_ORDER = ("valid.loss.ave.pth", "valid.*.ave.pth", "valid.loss.best.pth", "valid.*.best.pth",
-                    "checkpoint_last.pth")
 
 PACK_FORMAT = "csmvanet-packed-model"
 PACK_VERSION = 1
@@ -72,7 +68,7 @@ def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[d
     """(config, state_dict, metadata) of a packed model file, an experiment dir or a weights file."""
     path = Path(path)
     if path.is_dir():
-        cfg_path = path / "config.yaml"
+        cfg_path = path / CONFIG_FILE
         if not cfg_path.is_file():
             raise ModelFileError(f"{path}: not an experiment dir (no config.yaml)")
         ckpt = find_checkpoint(path, checkpoint)
@@ -84,7 +80,7 @@ def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[d
     obj = _load_file(path)
     if obj.get("format") == PACK_FORMAT:
         return _unpack(obj, path)
-    cfg_path = path.parent / "config.yaml"
+    cfg_path = path.parent / CONFIG_FILE
     if cfg_path.is_file():     # a weights file inside an experiment dir
         state = _weights_of(obj, path)
         return (_parse_config(cfg_path.read_text(), cfg_path), state,
@@ -216,7 +212,7 @@ def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise ModelFileError(f"{exp_dir}: no such experiment dir")
-    cfg_path = exp_dir / "config.yaml"
+    cfg_path = exp_dir / CONFIG_FILE
     if not cfg_path.is_file():
         raise ModelFileError(f"{exp_dir}: not an experiment dir (no config.yaml)")
     config_text = cfg_path.read_text()

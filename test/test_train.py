@@ -26,8 +26,11 @@ from csmvanet.dataset import GlobalBatchSampler, TrainSegments, segment_labels
 from csmvanet.features import STFTConfig, stft
 from csmvanet.nets import build_model
 from csmvanet.trainer import train
+from fault_hooks import DesyncRank
 
 REPO = Path(__file__).resolve().parents[1]
+# csmvanet-train with the fault-injection hooks of test/fault_hooks.py
+FAULTS = [sys.executable, str(Path(__file__).resolve().parent / "fault_hooks.py")]
 VENV_BIN = Path(sys.executable).parent
 TINY = """\
 model:
@@ -145,7 +148,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(data, full_run):
     exp = root / "exp_killed"
     # 4 steps/epoch, checkpoints at steps 2 (mid-epoch) and 4 (epoch end); global step 7 = epoch 2 step 3,
     # one step after the mid-epoch checkpoint (epoch 2, step 2): that step is lost and must be redone.
-    p = run_train(conf, tr, cv, exp, env=_env(CSMVANET_FAULT_KILL_AFTER_STEP=7), check=False)
+    p = run_train(conf, tr, cv, exp, launcher=FAULTS + ["--kill_after_step", "7"], check=False)
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     state = ckpt.load_checkpoint(exp / "checkpoint_last.pth")
     assert (state["epoch"], state["step"], state["global_step"]) == (2, 2, 6)
@@ -267,11 +270,10 @@ def test_ddp_rank_check_detects_divergence(data, tmp_path, monkeypatch):
     """The per-step check is real: ranks made to differ (rank 1 skips a step) are reported."""
     root, conf, tr, cv = data
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("CSMVANET_FAULT_DESYNC_RANK", "1")
     cfg = load_config(conf)
     cfg["train"].update({"epochs": 1, "batch_size": 4, "deterministic": False, "ddp_check_every": 1})
     with pytest.raises(Exception, match="DDP ranks hold different weights after step 1"):
-        train(cfg, tr, cv, tmp_path / "exp", ngpu=0, nproc=2)
+        train(cfg, tr, cv, tmp_path / "exp", ngpu=0, nproc=2, hooks=[DesyncRank(1)])
 
 
 # ------------------------------------------------------------------------------------------- (4)

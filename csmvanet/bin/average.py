@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from csmvanet.checkpoint import CheckpointError
+from csmvanet.errors import TrainingError
 
 
 def main(argv=None) -> int:
@@ -21,7 +22,8 @@ def main(argv=None) -> int:
     p.add_argument("--criterion", default="valid.loss", help="valid.loss (min), valid.pesq, valid.stoi (max), ...")
     p.add_argument("--nbest", type=int, default=None, help="default: train.nbest of E/config.yaml")
     args = p.parse_args(argv)
-    from csmvanet.trainer import TrainingError, average
+    from csmvanet.experiment import average
+
     try:
         chosen = average(args.exp_dir, args.criterion, args.nbest)
     except (CheckpointError, TrainingError, ValueError, FileNotFoundError) as e:

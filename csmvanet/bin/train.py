@@ -17,7 +17,8 @@ from csmvanet.checkpoint import CheckpointError
 from csmvanet.config import apply_overrides, load_config
 
 
-def main(argv=None) -> int:
+def main(argv=None, hooks=()) -> int:
+    """``hooks``: objects with ``after_step(trainer)`` handed to the Trainer (the tests inject faults so)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="csmvanet-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     try:
         cfg = apply_overrides(load_config(args.config), overrides)
         train(cfg, args.train_dir, args.valid_dir, args.exp_dir, resume=args.resume, seed=args.seed,
-              ngpu=args.ngpu, argv=argv)
+              ngpu=args.ngpu, argv=argv, hooks=hooks)
     except (FileNotFoundError, ValueError, TrainingError, CheckpointError) as e:
         print(f"csmvanet-train: error: {e}", file=sys.stderr)
         return 1

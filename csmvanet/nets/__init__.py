@@ -1,20 +1,22 @@
-"""Networks. ``build_model(cfg)`` builds CSM-VANet from a whole config (sections ``model``, ``stft``)."""
+"""Networks. ``build_model(cfg)`` builds CSM-VANet from a whole config (sections ``model``, ``stft``).
+
+The valid ``model`` keys are the keyword parameters of :class:`CSMVANet` (read from its signature).
+"""
 from __future__ import annotations
 
+from csmvanet.config import keyword_names, section_options
 from csmvanet.features import STFTConfig
 from csmvanet.nets.csmvanet import CSMVANet
 
-_MODEL_KEYS = {"channels", "num_conformers", "heads", "ff_mult", "conv_kernel", "conv_expansion", "dropout",
-               "kernel_size", "msgc", "vad_decoder", "vad_kernel", "vad_floor", "normalize_input",
-               "rel_pos_max", "rel_pos_clamp"}
+
+def model_options(cfg: dict) -> dict:
+    """The ``model`` section of ``cfg``, checked against CSMVANet's keyword parameters."""
+    return section_options("model", cfg.get("model"), keyword_names(CSMVANet))
 
 
-def build_model(cfg: dict) -> CSMVANet:
-    model_cfg = dict(cfg.get("model") or {})
-    unknown = set(model_cfg) - _MODEL_KEYS
-    if unknown:
-        raise ValueError(f"unknown model option(s): {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
-    return CSMVANet(STFTConfig.from_dict(cfg.get("stft")), **model_cfg)
+def build_model(cfg: dict, stft: STFTConfig | None = None) -> CSMVANet:
+    """CSM-VANet of a config; ``stft``: its already parsed stft section (else parsed from ``cfg``)."""
+    return CSMVANet(stft or STFTConfig.from_dict(cfg.get("stft")), **model_options(cfg))
 
 
-__all__ = ["CSMVANet", "build_model"]
+__all__ = ["CSMVANet", "build_model", "model_options"]

@@ -49,9 +49,9 @@ class CSMVANet(nn.Module):
                  heads: int = 4, ff_mult: int = 4, conv_kernel: int = 31, conv_expansion: int = 2,
                  dropout: float = 0.2, kernel_size=(3, 3), msgc: bool = True, vad_decoder: bool = True,
                  vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True,
-                 rel_pos_max: int = 512, rel_pos_clamp: int | None = None, grad_checkpoint: bool = False):
+                 rel_pos_max: int = 512, rel_pos_clamp: int | None = None):
         super().__init__()
-        self.grad_checkpoint = bool(grad_checkpoint)
+        self.grad_checkpoint = False      # set_grad_checkpointing (train.grad_checkpoint), not a model option
         channels = list(channels)
         if len(channels) < 1:
             raise ValueError("model.channels must list at least one encoder width")
