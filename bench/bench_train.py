@@ -62,7 +62,7 @@ def make_data_dir(d: Path, n: int, seconds: float, cfg: STFTConfig) -> None:
     (d / "wav.scp").write_text("".join(wav))
     (d / "spk1.scp").write_text("".join(spk1))
     (d / "utt2num_samples").write_text("".join(nums))
-    kaldiio.save_ark(str(d / "vad.ark"), labels, scp=str(d / "vad.scp"))
+    kaldiio.save_ark(str(d / "vad_labels.ark"), labels, scp=str(d / "vad_labels.scp"))
 
 
 def bench_step(cfg: dict, batches: list[dict], steps: int) -> list[float]:

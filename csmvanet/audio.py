@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import io
+import os
+import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from csmvanet.fileio import atomic_path
+from csmvanet.fileio import atomic_path, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
+from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 
 class AudioError(ValueError):
@@ -35,6 +39,7 @@ def read_audio(source: str | Path, *, always_2d: bool = False) -> tuple[np.ndarr
             raise AudioError(f"{src}: is a folder, not an audio file")
         if path.stat().st_size == 0:
             raise AudioError(f"{src}: empty file")
+        check_complete(path)
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
@@ -59,7 +64,48 @@ def audio_info(source: str | Path) -> tuple[int, int, int]:
         if not Path(src).exists():
             raise AudioError(f"{src}: no such file") from None
         raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+    check_complete(src)
     return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+_UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF, 0x7FFFF000)  # streamed WAVs (sox/ffmpeg to a pipe) leave the size open
+
+
+def wav_shortfall(path: str | Path) -> tuple[int, int] | None:
+    """(frames the header announces, frames the file holds) of a RIFF/WAVE file cut short, else None.
+
+    libsndfile reads such a file without complaint and returns the shorter audio; this checks the
+    data chunk's declared size against the bytes present. Not a WAV, or a size left open by a
+    streaming writer: None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(f.fileno()).st_size
+            pos, block_align = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, clen = struct.unpack("<4sI", f.read(8))
+                if cid == b"fmt " and clen >= 14:
+                    block_align = struct.unpack("<H", f.read(14)[12:14])[0]
+                elif cid == b"data":
+                    have = size - pos - 8
+                    if clen in _UNKNOWN_DATA_SIZES or have >= clen or block_align <= 0:
+                        return None
+                    return clen // block_align, have // block_align
+                pos += 8 + clen + (clen & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def check_complete(path: str | Path) -> None:
+    """Raise :class:`AudioError` when ``path`` is a WAV whose data chunk is cut short."""
+    short = wav_shortfall(path)
+    if short is not None:
+        raise AudioError(f"{path}: truncated WAV: the header announces {short[0]} samples, the file "
+                         f"holds {short[1]} (an interrupted copy or download?)")
 
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
@@ -165,8 +211,6 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
     for the entries that worked, one line per failed entry (naming key and file), and the keys whose
     resampled samples exceeded the 16-bit range and were clipped. Output bytes do not depend on ``nj``.
     """
-    import multiprocessing as mp
-
     from tqdm import tqdm
 
     if subtype not in ("PCM_16", "FLOAT"):
@@ -182,14 +226,9 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
     clipped: list[str] = []
     nj = max(1, min(int(nj), len(jobs) or 1))
     bar = tqdm(total=len(jobs), desc=f"resampling to {sr_out} Hz", unit="file", disable=not progress)
-    pool = None
+    results = run_jobs(_resample_one, jobs, nj, chunksize=max(1, min(32, len(jobs) // (4 * nj) or 1)),
+                       describe=lambda job: f"entry {job[0]} ({job[1]})")
     try:
-        if nj == 1:
-            results = map(_resample_one, jobs)
-        else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            pool = ctx.Pool(nj)
-            results = pool.imap(_resample_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * nj) or 1)))
         for key, path, n, clip, err in results:
             if err is not None:
                 failures.append(err)
@@ -198,11 +237,12 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
                 if clip:
                     clipped.append(key)
             bar.update(1)
-        if pool is not None:
-            pool.close()
-            pool.join()
+    except Interrupted as e:
+        results.close()              # workers stopped (they remove their own temporary files)
+        remove_stale_temps(out_dir)  # and whatever a worker killed harder left
+        e.finished = e.finished or f"resampled {len(paths)} of {len(jobs)} entries into {out_dir}"
+        raise
     finally:
+        results.close()
         bar.close()
-        if pool is not None:
-            pool.terminate()
     return paths, num_samples, failures, clipped

@@ -6,6 +6,7 @@ skipped), writes the optional VAD outputs and the output scp, and returns a :cla
 """
 from __future__ import annotations
 
+import errno
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,34 @@ import numpy as np
 
 from csmvanet.audio import AudioError
 from csmvanet.errors import EnhanceError
-from csmvanet.fileio import atomic_path
+from csmvanet.fileio import atomic_path, remove_temps_of
+from csmvanet.signals import say_when_interrupted as _say_when_interrupted
 
 if TYPE_CHECKING:   # annotation only: the batch driver is handed an Enhancer, it does not build one
     from csmvanet.enhance import Enhancer
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+OUTPUT_SUFFIXES = (".wav", ".flac")   # formats written; other inputs give .wav
+
+# File name suffixes of the audio formats libsndfile reads, by its major format name. Header-less
+# RAW and the MATLAB/HTK containers (not audio in general) are left out of folder searches.
+_SUFFIXES_OF_FORMAT = {
+    "WAV": ("wav",), "WAVEX": ("wav",), "FLAC": ("flac",), "OGG": ("ogg", "oga", "opus"), "MP3": ("mp3",),
+    "AIFF": ("aiff", "aif", "aifc"), "AU": ("au", "snd"), "CAF": ("caf",), "W64": ("w64",), "RF64": ("rf64",),
+    "NIST": ("sph", "nist"), "IRCAM": ("sf", "ircam"), "VOC": ("voc",), "AVR": ("avr",), "SVX": ("iff", "svx"),
+    "PAF": ("paf",), "PVF": ("pvf",), "SD2": ("sd2",), "SDS": ("sds",), "WVE": ("wve",), "XI": ("xi",),
+    "MPC2K": ("mpc",),
+}
+
+
+def readable_suffixes() -> tuple[str, ...]:
+    """Suffixes (with the dot) of the formats this libsndfile reads: wav, flac, ogg/opus, mp3 (1.1+), ..."""
+    import soundfile as sf
+
+    have = sf.available_formats()
+    return tuple(sorted({f".{s}" for fmt, sfx in _SUFFIXES_OF_FORMAT.items() if fmt in have for s in sfx}))
+
+
+AUDIO_SUFFIXES = readable_suffixes()
 
 
 @dataclass
@@ -29,39 +52,61 @@ class BatchItem:
     source: str              # path or scp value
     out_rel: str = ""        # output path relative to the output dir
     error: str | None = None  # a problem found while collecting the inputs
+    skipped: str | None = None  # a file of an input folder that is not enhanced, and why
 
 
 def _key_of(rel: Path) -> str:
     return "_".join(str(rel.with_suffix("")).split())
 
 
+def _skip_reason(rel: Path) -> str | None:
+    """Why a file found in an input folder is not an input, or None when it is."""
+    if any(part.startswith(".") for part in rel.parts):
+        return "its name starts with '.' (hidden, or a temporary file of an interrupted run)"
+    if rel.suffix.lower() not in AUDIO_SUFFIXES:
+        kind = f"'{rel.suffix}' is not" if rel.suffix else "no suffix:"
+        return (f"{kind} an audio format this libsndfile reads "
+                f"({' '.join(s[1:] for s in AUDIO_SUFFIXES)})")
+    return None
+
+
 def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
                    output_format: str | None = None) -> list[BatchItem]:
     """Inputs -> items with output names mirroring them.
 
-    A file gives ``<name>``; a directory gives every ``*.wav``/``*.flac`` below it (recursive, sorted)
-    as ``<path relative to the directory>``; ``wav_scp`` gives ``<utt>.wav``. The suffix becomes
+    A file gives ``<name>``; a directory gives every audio file below it that libsndfile reads
+    (:data:`AUDIO_SUFFIXES`; recursive, sorted) as ``<path relative to the directory>``; the other
+    files below it, and names starting with '.', are items with ``skipped`` set (the reason).
+    ``wav_scp`` gives ``<utt>.<fmt>`` exactly (:func:`csmvanet.keys.output_name`: dots in a key stay;
+    a key that could leave the folder is an item with ``error`` set). The suffix becomes
     ``output_format`` if given, else stays ``.wav``/``.flac`` (other input suffixes give ``.wav``).
     Inputs that do not exist or clash with an earlier output name are items with ``error`` set.
     """
     from csmvanet.datadir import DataDirError, read_scp
+    from csmvanet.keys import check_key, output_name
 
     def out_name(rel: Path, default: str | None = None) -> str:
         suffix = rel.suffix.lower()
-        fmt = output_format or default or (suffix[1:] if suffix in AUDIO_SUFFIXES else "wav")
+        fmt = output_format or default or (suffix[1:] if suffix in OUTPUT_SUFFIXES else "wav")
         return str(rel.with_suffix(f".{fmt}") if rel.suffix else Path(f"{rel}.{fmt}"))
 
     items: list[BatchItem] = []
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            found = sorted((f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and not f.is_dir()),
-                           key=lambda f: str(f))
-            if not found:
-                items.append(BatchItem(str(p), str(p), error=f"{p}: folder holds no .wav or .flac files"))
-            for f in found:
+            files = sorted((f for f in p.rglob("*") if not f.is_dir()), key=lambda f: str(f))
+            found = 0
+            for f in files:
                 rel = f.relative_to(p)
+                reason = _skip_reason(rel)
+                if reason is not None:
+                    items.append(BatchItem(str(f), str(f), skipped=f"{f}: {reason}"))
+                    continue
+                found += 1
                 items.append(BatchItem(_key_of(rel), str(f), out_name(rel)))
+            if not found:
+                items.append(BatchItem(str(p), str(p), error=f"{p}: folder holds no audio files that "
+                                                             "libsndfile reads"))
         elif p.exists() or p.is_symlink():
             items.append(BatchItem(_key_of(Path(p.name)), str(p), out_name(Path(p.name))))
         else:
@@ -73,12 +118,16 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
             items.append(BatchItem(str(wav_scp), str(wav_scp), error=str(e)))
             entries = {}
         for key, value in entries.items():
-            items.append(BatchItem(key, value, out_name(Path(key), "wav") if not output_format
-                                   else f"{key}.{output_format}"))
+            try:
+                check_key(key, str(wav_scp))
+            except ValueError as e:   # '../x', '/abs/x', '.hidden': the output would leave --output_dir
+                items.append(BatchItem(key, value, error=f"{e}; not enhanced"))
+                continue
+            items.append(BatchItem(key, value, output_name(key, output_format or "wav")))
     seen_out: dict[str, str] = {}
     seen_key: dict[str, str] = {}
     for it in items:
-        if it.error:
+        if it.error or it.skipped:
             continue
         if it.out_rel in seen_out:
             it.error = f"{it.source}: output name {it.out_rel} already used by {seen_out[it.out_rel]}"
@@ -94,6 +143,7 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
 class BatchReport:
     done: list = field(default_factory=list)      # (key, output path)
     failed: list = field(default_factory=list)    # one-line messages, each naming its input
+    skipped: list = field(default_factory=list)   # files of input folders left alone, with the reason
     audio_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -129,6 +179,12 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
     output_dir = Path(output_dir)
     rep = BatchReport()
     say = report or (lambda line: tqdm.write(line, file=sys.stderr))
+    check_outputs(output_dir, out_scp, vad_dir)
+    for it in items:   # temporary files of these outputs left by a run killed with SIGKILL
+        if it.out_rel:   # (only our own: parallel jobs may be writing other files into the folder)
+            remove_temps_of(output_dir / it.out_rel)
+    if vad_dir is not None:
+        remove_temps_of(Path(vad_dir) / "vad_prob.ark")
     t0 = time.perf_counter()
     segments: dict[str, list] = {}
     vad_index: dict[str, str] = {}
@@ -141,7 +197,15 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
             ark = stack.enter_context(open(stack.enter_context(atomic_path(ark_path)), "wb"))
         bar = tqdm(items, desc="enhance", unit="file", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True)
+        stack.callback(bar.close)
+        stack.enter_context(_say_when_interrupted(
+            lambda: f"enhanced {len(rep.done)} of {sum(not it.skipped for it in items)} input(s) into "
+                    f"{output_dir} (complete files only" + (f"; {out_scp} not written)" if out_scp else ")")))
         for it in bar:
+            if it.skipped:
+                rep.skipped.append(it.skipped)
+                say(f"skipped {it.skipped}")
+                continue
             if it.error:
                 rep.failed.append(it.error)
                 say(f"ERROR {it.error}")
@@ -151,8 +215,14 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                 if Path(it.source).exists() and out_path.resolve() == Path(it.source).resolve():
                     raise EnhanceError(f"{it.source}: output would overwrite the input")
                 res = enhancer.enhance_file(it.source, out_path, channels=channels, subtype=subtype)
-            except KeyboardInterrupt:
-                raise
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):   # every later file would fail too
+                    raise EnhanceError(f"{out_path}: cannot write: {e.strerror} (free space or choose another "
+                                       f"--output_dir); {len(rep.done)} of {len(items)} input(s) were "
+                                       "enhanced before") from None
+                rep.failed.append(_one_line(it.source, e))
+                say(f"ERROR {rep.failed[-1]}")
+                continue
             except Exception as e:   # one line per bad input; the batch goes on
                 rep.failed.append(_one_line(it.source, e))
                 say(f"ERROR {rep.failed[-1]}")
@@ -167,7 +237,11 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                     continue
                 vad = res.vad.max(axis=1).astype(np.float32)
                 pos = ark.tell()
-                kaldiio.save_ark(ark, {it.key: vad})
+                try:
+                    kaldiio.save_ark(ark, {it.key: vad})
+                except OSError as e:
+                    raise EnhanceError(f"{ark_path}: cannot write: {e.strerror}; {len(rep.done)} of "
+                                       f"{len(items)} input(s) were enhanced before") from None
                 vad_index[it.key] = f"{ark_path}:{pos + len(it.key.encode()) + 1}"
                 num_model = int(round(res.num_samples * enhancer.sample_rate / res.sample_rate))
                 segments[it.key] = probs_to_segments(vad, enhancer.stft_cfg, threshold=vad_threshold,
@@ -183,4 +257,26 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
     return rep
 
 
-__all__ = ["AUDIO_SUFFIXES", "BatchItem", "BatchReport", "collect_inputs", "enhance_batch"]
+def check_outputs(output_dir: str | Path, out_scp: str | Path | None = None,
+                  vad_dir: str | Path | None = None) -> None:
+    """Before a batch: the output folders can be made and --out_scp can be written (EnhanceError)."""
+    for opt, d in (("--output_dir", output_dir), ("--vad_dir", vad_dir)):
+        if d is None:
+            continue
+        d = Path(d)
+        if d.exists() and not d.is_dir():
+            raise EnhanceError(f"{opt} {d}: is a file, not a folder")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EnhanceError(f"{opt} {d}: cannot make the folder ({e.strerror})") from None
+    if out_scp is not None:
+        f = Path(out_scp)
+        if f.is_dir():
+            raise EnhanceError(f"--out_scp {f}: is a folder; give a file name such as {f / 'enhanced.scp'}")
+        if f.parent.exists() and not f.parent.is_dir():
+            raise EnhanceError(f"--out_scp {f}: {f.parent} is a file, not a folder")
+
+
+
+__all__ = ["AUDIO_SUFFIXES", "OUTPUT_SUFFIXES", "readable_suffixes", "BatchItem", "BatchReport", "collect_inputs", "enhance_batch"]

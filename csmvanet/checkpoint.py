@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from csmvanet.fileio import atomic_path, atomic_write_text
+from csmvanet.fileio import atomic_path, atomic_write_text, remove_stale_temps
 
 
 class CheckpointError(RuntimeError):
@@ -53,6 +53,7 @@ def _fsync_dir(path: Path) -> None:
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync dir)."""
     path = Path(path)
+    remove_stale_temps(path.parent, ".pth")   # a save killed by SIGKILL leaves ~100 MB behind; one writer here
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(state, f)

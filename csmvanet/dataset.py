@@ -1,8 +1,10 @@
 """Training and validation examples from Kaldi data dirs.
 
-A data dir holds ``wav.scp`` (noisy input), ``spk1.scp`` (clean target), optionally ``vad.scp``
-(kaldiio int32 frame labels, one per centred STFT frame of the whole utterance) and
-``utt2num_samples`` (lengths; read from the audio headers when absent).
+A data dir holds ``wav.scp`` (noisy input), ``spk1.scp`` (clean target), optionally ``vad_labels.scp``
+(kaldiio int32 frame labels, one per centred STFT frame of the whole utterance; ``vad.scp`` of older
+dirs is read with a notice) and ``utt2num_samples`` (lengths; read from the audio headers when
+absent). With a Kaldi ``segments`` file the audio lists are keyed by recording and each utterance is
+its segment (csmvanet.uttaudio).
 
 Training segments (:class:`TrainSegments`)
   Each item is a ``segment_seconds`` (default 2 s) piece of one utterance. The segment start is a
@@ -30,13 +32,15 @@ Validation (:class:`WholeUtterances`)
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from csmvanet.audio import AudioError, audio_info, read_audio
-from csmvanet.datadir import DataDirError, read_scp
+from csmvanet.audio import AudioError
+from csmvanet.datadir import DataDirError, read_scp, vad_labels_file
+from csmvanet.uttaudio import UttAudio, read_utterance, utterance_audio, utterance_info
 from csmvanet.features import STFTConfig
 
 
@@ -59,19 +63,22 @@ class DataDir:
         self.path = Path(path)
         if not self.path.is_dir():
             raise DatasetError(f"{self.path}: data dir not found")
-        self.wav = read_scp(self.path / "wav.scp")
-        self.clean = read_scp(self.path / "spk1.scp")
-        vad_scp = self.path / "vad.scp"
-        self.vad = read_scp(vad_scp) if vad_scp.is_file() else None
+        self.wav = utterance_audio(self.path, "wav.scp")
+        self.clean = utterance_audio(self.path, "spk1.scp")
+        vad_scp, notice = vad_labels_file(self.path)
+        if notice:
+            logging.getLogger("csmvanet.dataset").warning(notice)
+        self.vad_name = vad_scp.name if vad_scp else "vad_labels.scp"
+        self.vad = read_scp(vad_scp) if vad_scp else None
         if require_vad and self.vad is None:
-            raise DatasetError(f"{vad_scp}: no such file (the VAD decoder needs frame labels; "
-                               "make them with csmvanet-vad-labels)")
+            raise DatasetError(f"{self.path / 'vad_labels.scp'}: no such file (the VAD decoder needs frame "
+                               "labels; make them with csmvanet-vad-labels)")
         self.keys = sorted(self.wav, key=lambda k: k.encode())
         if not self.keys:
             raise DatasetError(f"{self.path / 'wav.scp'}: no utterances")
         self._check_keys(self.clean, "spk1.scp")
         if self.vad is not None:
-            self._check_keys(self.vad, "vad.scp")
+            self._check_keys(self.vad, self.vad_name)
         n_scp = self.path / "utt2num_samples"
         if n_scp.is_file():
             raw = read_scp(n_scp)
@@ -84,7 +91,7 @@ class DataDir:
             self.num_samples = {}
             for k in self.keys:
                 try:
-                    self.num_samples[k] = audio_info(self.wav[k])[1]
+                    self.num_samples[k] = utterance_info(self.wav[k])[1]
                 except AudioError as e:
                     raise DatasetError(f"{self.path / 'wav.scp'}: utterance {k}: {e}") from None
 
@@ -104,9 +111,9 @@ class _UtteranceReader:
         self.stft_cfg = stft_cfg
         self.use_vad = use_vad and data.vad is not None
 
-    def _audio(self, scp: str, key: str, value: str) -> np.ndarray:
+    def _audio(self, scp: str, key: str, value: UttAudio) -> np.ndarray:
         try:
-            wave, sr = read_audio(value)
+            wave, sr = read_utterance(value)
         except AudioError as e:
             raise DatasetError(f"{self.data.path / scp}: utterance {key}: {e}") from None
         if sr != self.stft_cfg.sample_rate:
@@ -128,11 +135,11 @@ class _UtteranceReader:
             try:
                 labels = _read_labels(self.data.vad[key])
             except Exception as e:  # kaldiio raises assorted errors on bad arks
-                raise DatasetError(f"{self.data.path / 'vad.scp'}: utterance {key}: cannot read labels "
+                raise DatasetError(f"{self.data.path / self.data.vad_name}: utterance {key}: cannot read labels "
                                    f"({type(e).__name__}: {e})") from None
             want = self.stft_cfg.num_frames(noisy.shape[0])
             if labels.shape[0] != want:
-                raise DatasetError(f"{self.data.path / 'vad.scp'}: utterance {key}: {labels.shape[0]} "
+                raise DatasetError(f"{self.data.path / self.data.vad_name}: utterance {key}: {labels.shape[0]} "
                                    f"labels, but {noisy.shape[0]} samples give {want} STFT frames "
                                    f"(hop {self.stft_cfg.hop_length}); were the labels made with "
                                    "another STFT config?")

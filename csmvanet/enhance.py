@@ -64,9 +64,16 @@ Peak handling (no clipping)
     :func:`csmvanet.stitch.soft_limit` is applied: samples with ``|x| <= 0.9`` are untouched; above, the magnitude
     follows ``0.9 + 0.09 * tanh((|x| - 0.9) / 0.09)`` (continuous slope at the knee), so the output
     never exceeds 0.99 and 16-bit files never clip. ``limit=False`` returns the raw model output.
+
+    Input above full scale (float files, arrays with peak > 1.0) is divided by its peak before the
+    network and the output multiplied by it after the limiter, so the level is kept rather than
+    squashed by the limiter; a file output must then be ``FLOAT`` (PCM cannot hold it: refused
+    with a message). Float files are read twice for this (once for the peak).
 """
 from __future__ import annotations
 
+import errno
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -74,7 +81,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio import AudioError, _is_ark_entry, read_audio
+from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
 from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model
@@ -183,11 +190,13 @@ class Enhancer:
 
     # ---- streaming core
     def enhance_stream(self, blocks: Iterable[np.ndarray], sr: int, *, channels: str = "each",
-                       limit: bool = True, name: str = "input",
+                       limit: bool = True, name: str = "input", scale: float = 1.0,
                        result: StreamResult | None = None) -> Iterator[np.ndarray]:
         """Enhance a stream of ``[n, C]`` float blocks at rate ``sr``; yield ``[m, C_out]`` blocks at ``sr``.
 
-        Exactly as many samples come out as went in. ``result`` (a :class:`StreamResult`) receives the
+        Exactly as many samples come out as went in. ``scale`` (the input's peak when it exceeds
+        full scale): the input is divided by it before the network and the output multiplied by it
+        after the limiter, so the level is kept and nothing above 1.0 is squashed. ``result`` (a :class:`StreamResult`) receives the
         VAD and the counts once the generator is exhausted. Errors raise :class:`EnhanceError` naming
         ``name``.
         """
@@ -197,6 +206,11 @@ class Enhancer:
             raise EnhanceError(f"{name}: invalid sample rate {sr!r}")
         result = result if result is not None else StreamResult()
         result.sample_rate = int(sr)
+
+        def finish(y: np.ndarray) -> np.ndarray:   # limiter at the network's level, then the input's level back
+            y = soft_limit(y) if limit else y
+            return y * np.float32(scale) if scale != 1.0 else y
+
         n_in = 0
         n_out = 0
         stitcher = res_in = res_out = None
@@ -226,6 +240,8 @@ class Enhancer:
                 i = int(np.argmax(bad.any(axis=1)))
                 raise EnhanceError(f"{name}: NaN or Inf sample at sample {n_in + i} "
                                    f"({(n_in + i) / sr:.3f} s)")
+            if scale != 1.0:
+                block = block / np.float32(scale)
             n_in += len(block)
             if c_out == 1 and c_in > 1:
                 block = block.mean(axis=1, keepdims=True)
@@ -236,7 +252,7 @@ class Enhancer:
             if len(y):
                 y = y[: max(0, n_in - n_out)]
                 n_out += len(y)
-                yield soft_limit(y) if limit else y
+                yield finish(y)
         result.num_samples = n_in
         if n_in == 0:
             raise EnhanceError(f"{name}: no samples")
@@ -249,7 +265,7 @@ class Enhancer:
             if len(y):
                 y = y[: n_in - n_out]
                 n_out += len(y)
-                yield soft_limit(y) if limit else y
+                yield finish(y)
         if stitcher.total < self.stft_cfg.win_length:
             raise EnhanceError(f"{name}: too short: {n_in} samples at {sr} Hz ({n_in / sr * 1000:.1f} ms) is "
                                f"less than one {self.stft_cfg.win_length / self.sample_rate * 1000:.0f} ms "
@@ -263,7 +279,7 @@ class Enhancer:
             y = np.concatenate([y, np.zeros((n_in - n_out - len(y), c_out), np.float32)])
         n_out += len(y)
         if len(y):
-            yield soft_limit(y) if limit else y
+            yield finish(y)
         result.vad = (np.concatenate(result.vad_parts) if result.vad_parts else None)
         result.vad_parts = []
 
@@ -287,7 +303,8 @@ class Enhancer:
             raise EnhanceError("input: no channels")
         blocks = (x[i:i + READ_BLOCK] for i in range(0, len(x), READ_BLOCK))
         res = StreamResult()
-        parts = list(self.enhance_stream(blocks, sr, channels=channels, limit=limit, result=res))
+        scale = input_scale(float(np.max(np.abs(x))) if x.size and np.isfinite(x).all() else 0.0)
+        parts = list(self.enhance_stream(blocks, sr, channels=channels, limit=limit, scale=scale, result=res))
         out = np.concatenate(parts)
         vad = res.vad
         if out.shape[1] == 1 and (wave.ndim == 1 or channels == "mix"):
@@ -307,20 +324,36 @@ class Enhancer:
         fmt = {".wav": "WAV", ".flac": "FLAC"}.get(out_path.suffix.lower())
         if fmt is None:
             raise EnhanceError(f"{out_path}: unsupported output format {out_path.suffix!r} (use .wav or .flac)")
+        if not sf.check_format(fmt, subtype):
+            raise EnhanceError(f"{out_path}: {fmt} cannot hold {subtype} samples (FLAC: PCM_16 or PCM_24; "
+                               "or write .wav)")
         name = str(source).strip()
         res = StreamResult()
-        with _open_blocks(source) as (sr, nch, blocks):
+        opened = _open_blocks(source)
+        with opened as (sr, nch, blocks):
             if nch > 1 and channels == "error":
                 raise EnhanceError(f"{name}: {nch} channels; multi-channel input refused (--channels error)")
             c_out = 1 if channels == "mix" else nch
             if fmt == "FLAC" and sr > 655350:
                 raise EnhanceError(f"{name}: sample rate {sr} Hz too high for FLAC output")
-            stream = self.enhance_stream(blocks, sr, channels=channels, limit=limit, name=name, result=res)
+            scale = input_scale(opened.peak())
+            if scale != 1.0 and subtype != "FLOAT":
+                raise EnhanceError(f"{name}: peak {scale:.3g} is above full scale (1.0); a {subtype} output cannot "
+                                   "keep that level: use --output_subtype FLOAT, or scale the input down")
+            stream = self.enhance_stream(blocks, sr, channels=channels, limit=limit, name=name, scale=scale,
+                                         result=res)
             with atomic_path(out_path) as tmp:
-                with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=c_out, subtype=subtype,
-                                  format=fmt) as f:
-                    for y in stream:
-                        f.write(y)
+                try:
+                    with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=c_out, subtype=subtype,
+                                      format=fmt) as f:
+                        for y in stream:
+                            f.write(y)
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    # libsndfile says only "System error." when the disk is full: look before the
+                    # temporary file is removed and the space is free again
+                    if shutil.disk_usage(tmp.parent).free < (1 << 20):
+                        raise OSError(errno.ENOSPC, "no space left on device", str(out_path)) from None
+                    raise EnhanceError(f"{out_path}: cannot write ({last_line(e)})") from None
         return res
 
 
@@ -330,11 +363,31 @@ class _open_blocks:
     def __init__(self, source):
         self.src = str(source).strip()
         self.file = None
+        self.data = None
+
+    def peak(self) -> float:
+        """Largest |sample| (0 where NaN/Inf are present: the stream reports those). Only float
+        files can exceed full scale, so only those are read twice."""
+        if self.data is None and self.file.subtype not in ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"):
+            return 0.0
+        blocks = [self.data] if self.data is not None else self._blocks()
+        peak = 0.0
+        for b in blocks:
+            if b.size:
+                m = float(np.max(np.abs(b)))
+                if not np.isfinite(m):
+                    peak = 0.0
+                    break
+                peak = max(peak, m)
+        if self.file is not None:
+            self.file.seek(0)
+        return peak
 
     def __enter__(self):
         src = self.src
         if src.endswith("|") or _is_ark_entry(src):
             data, sr = read_audio(src, always_2d=True)           # pipes and ark entries: in memory
+            self.data = data
             return sr, data.shape[1], (data[i:i + READ_BLOCK] for i in range(0, max(len(data), 1), READ_BLOCK))
         path = Path(src)
         if not path.exists():
@@ -347,6 +400,7 @@ class _open_blocks:
             raise AudioError(f"{src}: cannot access ({e.strerror})") from None
         if size == 0:
             raise AudioError(f"{src}: empty file (0 bytes)")
+        check_complete(path)
         try:
             self.file = sf.SoundFile(str(path), "r")
         except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
@@ -369,6 +423,11 @@ class _open_blocks:
         if self.file is not None:
             self.file.close()
         return False
+
+
+def input_scale(peak: float) -> float:
+    """The factor an input is divided by before the network: its peak when above full scale, else 1."""
+    return peak if peak > 1.0 else 1.0
 
 
 # re-exported: names that were defined here before the split

@@ -182,6 +182,39 @@ class Experiment:
 
 # ------------------------------------------------------------------------------ experiment dir
 
+def _differences(old, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]} ({old!r} -> {new!r})"]
+
+
+def finished_run_files(exp_dir: Path, cfg: dict, next_epoch: int) -> bool:
+    """True when ``exp_dir`` holds a finished training (``next_epoch`` past its config's epochs) with
+    the same config: its config.yaml and run.sh stay as they are. A finished training with another
+    config raises :class:`TrainingError` naming the exp dir and the keys that differ, so that
+    RESULTS.md and packed models never describe weights with a config they were not trained with."""
+    conf = Path(exp_dir) / CONFIG_FILE
+    if not conf.is_file():
+        return False
+    old = load_config(conf)
+    old_epochs = int((old.get("train") or {}).get("epochs", TRAIN_DEFAULTS["epochs"]))
+    if next_epoch <= old_epochs:
+        return False
+    new_epochs = int((cfg.get("train") or {}).get("epochs", old_epochs))
+    diff = _differences(old, cfg)
+    if new_epochs > old_epochs and all(d.startswith("train.epochs ") for d in diff):
+        return False   # more epochs: the training goes on, the run files say so
+    if diff:
+        raise TrainingError(f"{exp_dir}: training already finished ({old_epochs} epochs) with another config; "
+                            f"differing keys: {'; '.join(diff)}. Its config.yaml and run.sh are kept: train into "
+                            "a new experiment dir (another --tag) or remove this one to retrain")
+    return True
+
+
 def write_run_files(exp_dir: Path, cfg: dict, argv: list[str], world_size: int) -> None:
     """E/config.yaml (the resolved config) and E/run.sh (re-runs this training; extra arguments appended)."""
     atomic_write_text(exp_dir / CONFIG_FILE, dump_config(cfg))

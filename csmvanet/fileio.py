@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
 
 
 TEMP_MARK = ".tmp"
+_RANDOM_LEN = 8  # characters tempfile.mkstemp puts between prefix and suffix
 
 
 def _umask() -> int:
@@ -41,14 +43,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         Path(tmp).write_text(text)
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> int:
+def remove_temps_of(path: str | os.PathLike) -> int:
+    """Remove the temporary files :func:`atomic_path` made for ``path`` itself and left behind when
+    its process was killed (SIGKILL). Safe while other processes write other files into the same
+    folder (parallel jobs); call it before writing ``path``. Returns how many were removed."""
+    path = Path(path)
+    pattern = glob.escape(f".{path.stem}.") + "?" * _RANDOM_LEN + glob.escape(f"{TEMP_MARK}{path.suffix}")
+    n = 0
+    if path.parent.is_dir():
+        for p in path.parent.glob(pattern):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def remove_stale_temps(folder: str | os.PathLike, suffix: str = "") -> int:
     """Remove temporary files that :func:`atomic_path` left in ``folder`` (not recursive) when its
     process was killed (SIGKILL leaves no chance to clean up). Call it only while no other process
-    writes into ``folder``. Returns how many were removed."""
+    writes into ``folder``; ``suffix`` (e.g. '.pth') narrows it to those files. Returns how many
+    were removed."""
     n = 0
     folder = Path(folder)
     if folder.is_dir():
-        for p in folder.glob(f".*{TEMP_MARK}*"):
+        for p in folder.glob(f".*{TEMP_MARK}{suffix}" if suffix else f".*{TEMP_MARK}*"):
             if p.is_file():
                 p.unlink(missing_ok=True)
                 n += 1

@@ -35,7 +35,6 @@ columns plus the realised ``speech_gain``, ``noise_gain`` and ``peak_scale`` fac
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,13 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio import AudioError, read_audio, write_audio
+from csmvanet.audio import AudioError, check_complete, read_audio, write_audio
 from csmvanet.datadir import write_scp
 from csmvanet.fileio import remove_stale_temps
 from csmvanet.mixspec import (SPEC_COLUMNS, MixSpec, Source, SpecError, ValueSpec, fmt_num, load_sources, make_specs,
                               mixture_rng, read_spec, stable_hash, write_spec)
+from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,6 +73,7 @@ def read_segment(value: str, offset: int, length: int, sr: int, *, tile: bool) -
         path = value.strip()
         if not os.path.isfile(path):
             raise AudioError(f"{path}: no such file")
+        check_complete(path)
         try:
             with sf.SoundFile(path) as f:
                 if f.samplerate != sr:
@@ -242,10 +244,14 @@ def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | 
             for c in chunks:
                 collect(_work(c))
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            with ctx.Pool(nj) as pool:
-                for res in pool.imap(_work, chunks):
-                    collect(res)
+            name = lambda c: f"mixture {c[0][0].utt_id}" + (f" .. {c[0][-1].utt_id}" if len(c[0]) > 1 else "")  # noqa: E731
+            for res in run_jobs(_work, chunks, nj, describe=name):
+                collect(res)
+    except Interrupted as e:
+        for kind in ("noisy", "clean", "noise"):  # what killed workers left
+            remove_stale_temps(os.path.join(job.out_wav_dir, kind))
+        e.finished = e.finished or f"mixed {len(results)} of {len(specs)} mixtures (data dir not written)"
+        raise
     finally:
         bar.close()
 

@@ -53,8 +53,9 @@ from csmvanet.dataset import GlobalBatchSampler, TrainSegments, WholeUtterances,
 from csmvanet.distributed import (DistInfo, all_ranks, any_rank, gather_objects, in_torchrun, ranks_identical,
                                   setup_distributed, spawn_local, teardown_distributed)
 from csmvanet.errors import TrainingError
+from csmvanet.fileio import remove_stale_temps
 from csmvanet.experiment import (LAST_CHECKPOINT, OPTIM_DEFAULTS, SCHED_DEFAULTS, TRAIN_DEFAULTS, Experiment,
-                                 average, resolve_config, write_run_files)
+                                 average, finished_run_files, resolve_config, write_run_files)
 from csmvanet.loss import TERMS, autocast, fp32_outputs
 from csmvanet.reporter import FileLogging, Reporter
 from csmvanet.rng import rng_state, seed_all, set_rng_state
@@ -239,7 +240,10 @@ class Trainer:
         try:
             if self.resume_from is not None:
                 self.load(self.resume_from)
-            if self.dist.is_main:
+            if self.resume_from is not None and self.dist.is_main:
+                remove_stale_temps(self.exp_dir, ".pth")   # a save killed by SIGKILL: ~100 MB each
+            finished = self.resume_from is not None and finished_run_files(self.exp_dir, self.cfg, self.epoch)
+            if self.dist.is_main and not finished:
                 write_run_files(self.exp_dir, self.cfg, self.argv, self.dist.world_size)
             self.reporter.header(self.module, self.argv, train_dir=self.train_dir, valid_dir=self.valid_dir,
                                  n_train=len(self.train_set), n_valid=len(self.valid_set),

@@ -25,7 +25,6 @@ segment ``[max(0, (a - 0.5) hop), (b + 0.5) hop]`` / sample rate.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -37,6 +36,8 @@ from tqdm import tqdm
 from csmvanet.audio import AudioError, read_audio
 from csmvanet.features import STFTConfig
 from csmvanet.fileio import atomic_path, atomic_write_text
+from csmvanet.pool import run_jobs
+from csmvanet.signals import Interrupted
 
 
 @dataclass(frozen=True)
@@ -245,26 +246,25 @@ def label_scp(entries: Mapping[str, str], stft_cfg: STFTConfig, vad_cfg: VADLabe
     """
     jobs = [(k, entries[k], stft_cfg, vad_cfg) for k in sorted(entries, key=str.encode)]
     with tqdm(total=len(jobs), desc="vad labels", unit="utt", disable=not progress) as bar:
-        if nj <= 1 or len(jobs) <= 1:
-            results, pool = map(_label_one, jobs), None
-        else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-            pool = ctx.Pool(min(nj, len(jobs)))
-            results = pool.imap(_label_one, jobs, chunksize=max(1, min(16, len(jobs) // (nj * 4))))
+        results = run_jobs(_label_one, jobs, nj, chunksize=max(1, min(16, len(jobs) // (nj * 4))),
+                           describe=lambda job: f"utterance {job[0]} ({job[1]})")
+        done = 0
         try:
             for key, lab, err in results:
+                done += 1
                 bar.update(1)
                 if err is None:
                     yield key, lab
                 else:
                     failures.append(err)
+        except Interrupted as e:
+            e.finished = e.finished or f"labelled {done} of {len(jobs)} utterances (no labels written)"
+            raise
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            results.close()  # stops the workers when the caller gives up early
 
 
-def write_label_ark(out_dir: str | Path, items: Iterable[tuple[str, np.ndarray]], name: str = "vad") -> tuple[Path, Path]:
+def write_label_ark(out_dir: str | Path, items: Iterable[tuple[str, np.ndarray]], name: str = "vad_labels") -> tuple[Path, Path]:
     """Write ``<name>.ark`` + ``<name>.scp`` (kaldiio int32 vectors, in the order given) safely.
 
     The ark is written under a temporary name; then the old scp is removed, the ark renamed into

@@ -13,7 +13,8 @@ from csmvanet.features import STFTConfig
 def make_data_dir(root: Path, *, num_utts: int = 6, num_spk: int = 2, sample_rate: int = 16000,
                   seconds: float = 0.25, with_vad: bool = True) -> Path:
     """A valid data dir under ``root/data``: wav.scp, spk1.scp, utt2spk, spk2utt, utt2num_samples,
-    utt2snr, and vad.ark/vad.scp (int32 labels, one per STFT frame). Audio in ``root/audio``."""
+    utt2snr, and vad_labels.ark/vad_labels.scp (int32 labels, one per STFT frame) with frame_shift.
+    Audio in ``root/audio``."""
     rng = np.random.default_rng(0)
     data, audio = root / "data", root / "audio"
     data.mkdir(parents=True)
@@ -49,7 +50,8 @@ def make_data_dir(root: Path, *, num_utts: int = 6, num_spk: int = 2, sample_rat
         spk2utt.setdefault(utt2spk[k], []).append(k)
     write("spk2utt", {s: " ".join(u) for s, u in spk2utt.items()})
     if with_vad:
-        kaldiio.save_ark(str(data / "vad.ark"), {k: vad[k] for k in keys}, scp=str(data / "vad.scp"))
+        kaldiio.save_ark(str(data / "vad_labels.ark"), {k: vad[k] for k in keys}, scp=str(data / "vad_labels.scp"))
+        (data / "frame_shift").write_text(f"{cfg.hop_length / cfg.sample_rate:g}\n")
     return data
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp, validate_data_dir
+from csmvanet.datadir import read_scp
+from csmvanet.datadir_validate import validate_data_dir
 from datadir_helpers import make_data_dir, read_lines, write_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +64,9 @@ def test_rejects_duplicate_keys(tmp_path):
     assert_rejected(data, "wav.scp:4", "duplicate key", f"'{lines[2].split()[0]}'")
 
 
-@pytest.mark.parametrize("name", ["spk1.scp", "vad.scp", "utt2num_samples"])
+@pytest.mark.parametrize("name", ["spk1.scp", "vad_labels.scp", "utt2num_samples"])
 def test_rejects_missing_keys(tmp_path, name):
-    data = make_data_dir(tmp_path, with_vad=(name == "vad.scp"))
+    data = make_data_dir(tmp_path, with_vad=(name == "vad_labels.scp"))
     lines = read_lines(data / name)
     gone = lines[4].split()[0]
     write_lines(data / name, lines[:4] + lines[5:])
@@ -107,17 +108,17 @@ def test_rejects_utt2num_samples_and_vad_length(tmp_path):
     lines[1] = f"{utt} {int(n) + 1000}"
     write_lines(data / "utt2num_samples", lines)
     # the audio disagrees with utt2num_samples, and the labels with the stated length
-    assert_rejected(data, f"utt2num_samples: key '{utt}'", f"vad.scp: key '{utt}'", "frames, expected")
+    assert_rejected(data, f"utt2num_samples: key '{utt}'", f"vad_labels.scp: key '{utt}'", "frames, expected")
 
 
 def test_rejects_vad_of_wrong_length(tmp_path):
     data = make_data_dir(tmp_path)
-    vad = dict(kaldiio.load_scp(str(data / "vad.scp")))
+    vad = dict(kaldiio.load_scp(str(data / "vad_labels.scp")))
     utt = sorted(vad)[3]
     vad = {k: np.asarray(v) for k, v in vad.items()}
     vad[utt] = vad[utt][:-1]
-    kaldiio.save_ark(str(data / "vad.ark"), {k: vad[k] for k in sorted(vad)}, scp=str(data / "vad.scp"))
-    assert_rejected(data, f"vad.scp: key '{utt}'", "frames, expected", opts=["--no-audio-check"])
+    kaldiio.save_ark(str(data / "vad_labels.ark"), {k: vad[k] for k in sorted(vad)}, scp=str(data / "vad_labels.scp"))
+    assert_rejected(data, f"vad_labels.scp: key '{utt}'", "frames, expected", opts=["--no-audio-check"])
 
 
 def test_rejects_inconsistent_spk2utt(tmp_path):
@@ -152,13 +153,13 @@ def test_python_api_reports_all_problems(tmp_path):
 def test_fix_data_dir_repairs(tmp_path):
     data = make_data_dir(tmp_path)
     orig_wav = read_lines(data / "wav.scp")
-    # unsorted utt2spk, a duplicate in spk1.scp, one utterance missing from vad.scp, one extra in utt2snr
+    # unsorted utt2spk, a duplicate in spk1.scp, one utterance missing from vad_labels.scp, one extra in utt2snr
     write_lines(data / "utt2spk", list(reversed(read_lines(data / "utt2spk"))))
     spk1 = read_lines(data / "spk1.scp")
     write_lines(data / "spk1.scp", spk1 + [spk1[0]])
-    vad = read_lines(data / "vad.scp")
+    vad = read_lines(data / "vad_labels.scp")
     gone = vad[2].split()[0]
-    write_lines(data / "vad.scp", vad[:2] + vad[3:])
+    write_lines(data / "vad_labels.scp", vad[:2] + vad[3:])
     write_lines(data / "utt2snr", read_lines(data / "utt2snr") + ["zzz_extra 3.0"])
     assert run(VALIDATE, data).returncode == 1
 
@@ -176,5 +177,6 @@ def test_fix_data_dir_repairs(tmp_path):
     # a second run changes nothing
     before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}
     r = run(FIX, data)
-    assert "removed 0" in r.stdout
+    assert r.returncode == 0 and "kept all 5 utterances; nothing to change" in r.stdout
     assert before == {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}
+    assert not (data / ".backup.1").exists()  # nothing changed: no new backup

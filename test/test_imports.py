@@ -19,9 +19,11 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory"]),
+                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
+                "csmvanet.signals"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
-    ("data", ["csmvanet.datadir", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
+    ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
+              "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
     ("metrics", ["csmvanet.metrics"]),
     ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
     ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",

@@ -26,6 +26,7 @@ from csmvanet.datadir import read_scp  # noqa: E402
 from csmvanet.simulate import read_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent   # the running interpreter's scripts
 RECIPE = ROOT / "egs" / "librispeech_demand"
 TEST_NOISES = {"PCAFETER", "PSTATION", "NRIVER"}
 TEST_SNRS = ("-5", "0", "5", "10", "15")
@@ -152,7 +153,7 @@ def test_same_seed_gives_the_same_mixture_list_and_audio_bytes(run_1_to_5, corpo
     # ... and the seed matters: another seed gives another list
     spec = out / "other_seed.tsv"
     d = out / "data"
-    res = subprocess.run([str(ROOT / "tools/venv/bin/csmvanet-simulate"), "--quiet", "--make_spec", "--spec", str(spec),
+    res = subprocess.run([str(BIN / "csmvanet-simulate"), "--quiet", "--make_spec", "--spec", str(spec),
                           "--speech_scp", str(d / "speech_train/wav.scp"), "--noise_scp", str(d / "noise_train/wav.scp"),
                           "--noise2type", str(d / "noise_train/noise2type"), "--num", "8", "--length", "2",
                           "--seed", "8"], capture_output=True, text=True)

@@ -25,6 +25,7 @@ from csmvanet.audio import read_audio, resample  # noqa: E402
 from csmvanet.datadir import read_scp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent   # the running interpreter's scripts
 RECIPE = ROOT / "egs" / "voicebank"
 TINY = TINY_TRAIN_ARGS
 
@@ -59,7 +60,7 @@ def run_1_to_5(corpus, tmp_path_factory):
 
 def validate(d: Path, *extra):
     res = subprocess.run(["utils/validate_data_dir.sh", *extra, str(d)], cwd=RECIPE, capture_output=True,
-                         text=True, env={**os.environ, "PATH": f"{ROOT / 'tools/venv/bin'}:{os.environ['PATH']}"})
+                         text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
     assert res.returncode == 0, res.stderr
 
 
@@ -105,7 +106,7 @@ def test_data_dirs_are_valid_and_split_by_speaker(run_1_to_5):
     for x in ("train", "valid", "test"):
         validate(out / "data" / x, "--fs", "48000", "--require", "wav.scp spk1.scp utt2spk spk2utt")
         validate(out / "dump" / x, "--fs", "16000", "--require",
-                 "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad.scp")
+                 "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad_labels.scp frame_shift")
     train, valid, test = (speakers(out / "dump" / x) for x in ("train", "valid", "test"))
     assert valid == set(VB_VALID_SPEAKERS)
     assert test == set(VB_TEST_SPEAKERS)
@@ -184,7 +185,7 @@ def test_resample_cli_lists_failures_and_writes_the_rest(tmp_path):
     good = tmp_path / "a.wav"
     sf.write(good, np.random.default_rng(0).uniform(-0.5, 0.5, 4800), 48000, subtype="PCM_16")
     (tmp_path / "in.scp").write_text(f"a {good}\nb {tmp_path / 'missing.wav'}\n")
-    res = subprocess.run([str(ROOT / "tools/venv/bin/csmvanet-resample"), "--quiet", "--nj", "2", "--fs", "16000",
+    res = subprocess.run([str(BIN / "csmvanet-resample"), "--quiet", "--nj", "2", "--fs", "16000",
                           "--scp", str(tmp_path / "in.scp"), "--out_dir", str(tmp_path / "out"), "--out_scp",
                           str(tmp_path / "out.scp"), "--utt2num_samples", str(tmp_path / "n")],
                          capture_output=True, text=True)

@@ -32,7 +32,7 @@ speech_like = _speech_like()
 
 
 def make_data(root: Path, n: int = 4, seconds: float = 1.0) -> Path:
-    """data/ with spk1.scp, wav.scp, vad.scp, utt2noise, utt2snr; enh/ with enhanced.scp,
+    """data/ with spk1.scp, wav.scp, vad_labels.scp, utt2noise, utt2snr; enh/ with enhanced.scp,
     vad_prob.scp; exp config. Utterance i: SNR 0 or 10 dB, noise 'white'/'hum'."""
     data, enh = root / "data", root / "exp" / "enh"
     data.mkdir(parents=True)
@@ -61,7 +61,7 @@ def make_data(root: Path, n: int = 4, seconds: float = 1.0) -> Path:
     write(data / "utt2noise", u2n)
     write(data / "utt2snr", u2s)
     write(enh / "enhanced.scp", out)
-    kaldiio.save_ark(str(data / "vad.ark"), vad, scp=str(data / "vad.scp"))
+    kaldiio.save_ark(str(data / "vad_labels.ark"), vad, scp=str(data / "vad_labels.scp"))
     kaldiio.save_ark(str(enh / "vad_prob.ark"), prob, scp=str(enh / "vad_prob.scp"))
     (root / "exp" / "config.yaml").write_text("stft:\n  hop_length: 100\nmodel:\n  channels: 16\n")
     return root
@@ -70,7 +70,7 @@ def make_data(root: Path, n: int = 4, seconds: float = 1.0) -> Path:
 def _args(root: Path, out: Path, *extra: str) -> list[str]:
     d, e = root / "data", root / "exp" / "enh"
     return ["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(e / "enhanced.scp"),
-            "--noisy_scp", str(d / "wav.scp"), "--vad_ref_scp", str(d / "vad.scp"),
+            "--noisy_scp", str(d / "wav.scp"), "--vad_ref_scp", str(d / "vad_labels.scp"),
             "--vad_hyp_scp", str(e / "vad_prob.scp"), "--out_dir", str(out), "--progress", "false",
             *extra]
 
@@ -191,7 +191,7 @@ def test_problems_are_listed_and_the_batch_finishes(tmp_path):
     assert "utt2 enhanced: PESQ: NoUtterancesError" in warnings
     assert "utt0 VAD length mismatch: 161 label frames, 158 predicted; trimmed to 158" in warnings
     assert int(read_scp(out / "enhanced" / "vad_tp")["utt0"]) + int(read_scp(out / "enhanced" / "vad_fn")["utt0"]) \
-        == int(np.sum(np.asarray(kaldiio.load_mat(read_scp(data / "vad.scp")["utt0"]))[:158]))
+        == int(np.sum(np.asarray(kaldiio.load_mat(read_scp(data / "vad_labels.scp")["utt0"]))[:158]))
     pesq = read_scp(out / "enhanced" / "pesq")
     assert set(pesq) == {"utt0", "utt2"}
     assert pesq["utt2"] == "nan" and math.isfinite(float(pesq["utt0"]))
@@ -211,7 +211,7 @@ def test_bad_arguments(tmp_path):
     assert score_main(["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(d / "nope.scp"),
                        "--out_dir", str(tmp_path / "o"), "--progress", "false"]) == 1
     assert score_main(["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(d / "wav.scp"),
-                       "--vad_ref_scp", str(d / "vad.scp"), "--out_dir", str(tmp_path / "o")]) == 2
+                       "--vad_ref_scp", str(d / "vad_labels.scp"), "--out_dir", str(tmp_path / "o")]) == 2
     bad_pub = tmp_path / "pub.yaml"
     bad_pub.write_text("name: x\nMOS: 3\n")
     assert score_main(["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(d / "wav.scp"),

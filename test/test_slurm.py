@@ -1,14 +1,20 @@
 """utils/slurm.pl against a real single-node Slurm, started by tools/setup_slurm.sh.
 
-The set-up script installs the packages (apt-get) when they are missing and starts munge, slurmctld
-and slurmd. The tests are skipped only where Slurm cannot be installed or started (not root, no
-apt-get, the install fails: the script's exit status 2). Daemons this module started are stopped at
-the end; a cluster that was already up is left running.
+The cluster this module starts lives in a temporary folder: its config (SLURM_CONF), state, spool,
+logs and a private munged (MUNGE_DIR) are all there, so nothing is written to /etc, /run or the
+repository; at the end the daemons are stopped by their pid files and the folder is removed.
+Skipped, with the reason, where that cannot leave the host as it was found:
+- the host has its own Slurm (/etc/slurm/slurm.conf not written by tools/setup_slurm.sh), or the
+  Slurm commands are not installed (installing packages changes the host; set
+  CSMVANET_TEST_SLURM_INSTALL=1 to let tools/setup_slurm.sh apt-get them);
+- not root (the daemons run as root / munge), or the script reports that Slurm cannot start here.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,28 +22,49 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "tools" / "setup_slurm.sh"
 SLURM_PL = ROOT / "utils" / "slurm.pl"
+MARKER = "# written by csmvanet tools/setup_slurm.sh"
+HOST_CONF = Path("/etc/slurm/slurm.conf")
+_ENV: dict = {}
+
+
+def _skip_reason() -> str | None:
+    if HOST_CONF.is_file() and MARKER not in HOST_CONF.read_text(errors="replace"):
+        return f"this host has its own Slurm ({HOST_CONF}); the tests do not touch it"
+    if os.geteuid() != 0:
+        return "starting Slurm daemons needs root"
+    missing = [c for c in ("slurmctld", "slurmd", "sbatch", "munged") if shutil.which(c) is None]
+    if missing and os.environ.get("CSMVANET_TEST_SLURM_INSTALL") != "1":
+        return (f"Slurm is not installed ({', '.join(missing)} missing); installing packages changes the "
+                "host: set CSMVANET_TEST_SLURM_INSTALL=1 to let tools/setup_slurm.sh install them")
+    return None
 
 
 @pytest.fixture(scope="module")
 def slurm():
-    status = subprocess.run([str(SETUP), "status"], capture_output=True, text=True, timeout=60)
-    already_up = status.returncode == 0
-    if not already_up:
-        if os.geteuid() != 0:
-            pytest.skip("Slurm cannot be installed here: tools/setup_slurm.sh needs root")
-        r = subprocess.run([str(SETUP)], capture_output=True, text=True, timeout=900)
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    top = Path(tempfile.mkdtemp(prefix="csmvanet-slurm-"))
+    top.chmod(0o755)                      # munged runs as the munge user and must reach its folder
+    env = dict(os.environ, SLURM_STATE_DIR=str(top / "state"), SLURM_CONF=str(top / "slurm.conf"),
+               MUNGE_DIR=str(top / "munge"))
+    try:
+        r = subprocess.run([str(SETUP)], capture_output=True, text=True, timeout=900, env=env)
         if r.returncode == 2:
-            pytest.skip(f"Slurm cannot be installed here: {r.stderr.strip().splitlines()[-1]}")
+            pytest.skip(f"Slurm cannot be started here: {r.stderr.strip().splitlines()[-1]}")
         assert r.returncode == 0, f"tools/setup_slurm.sh failed:\n{r.stdout}\n{r.stderr}"
         assert r.stdout.strip().splitlines()[-1] == "slurm: idle"
-    yield
-    if not already_up:
-        subprocess.run([str(SETUP), "stop"], capture_output=True, text=True, timeout=120)
+        _ENV.update(env)
+        yield
+    finally:
+        _ENV.clear()
+        subprocess.run([str(SETUP), "stop"], capture_output=True, text=True, timeout=120, env=env)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def slurm_pl(*args, cwd):
     return subprocess.run([str(SLURM_PL), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=_ENV)
 
 
 def test_slurm_pl_runs_a_4_job_array(slurm, tmp_path):

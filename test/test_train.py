@@ -80,7 +80,7 @@ def make_data_dir(d: Path, n: int, seconds: list[float], seed: int, *, nan_clean
     (d / "wav.scp").write_text("".join(wav))
     (d / "spk1.scp").write_text("".join(spk1))
     (d / "utt2num_samples").write_text("".join(nums))
-    kaldiio.save_ark(str(d / "vad.ark"), labels, scp=str(d / "vad.scp"))
+    kaldiio.save_ark(str(d / "vad_labels.ark"), labels, scp=str(d / "vad_labels.scp"))
     return d
 
 
@@ -340,7 +340,7 @@ def test_atomic_save_keeps_old_file_on_crash(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_last.pth"]
 
 
-def test_every_torch_load_uses_weights_only():
+def test_lint_every_torch_load_uses_weights_only():
     calls = 0
     for f in (REPO / "csmvanet").rglob("*.py"):
         text = f.read_text()
@@ -379,7 +379,7 @@ def test_segments_align_with_stft_frames_and_labels(data):
     seen_starts = set()
     for idx, key in enumerate(ds.keys):
         noisy_full = torch.from_numpy(sf.read(str(tr / f"{key}_n.wav"), dtype="float32")[0])
-        labels_full = kaldiio.load_scp(str(tr / "vad.scp"))[key]
+        labels_full = kaldiio.load_scp(str(tr / "vad_labels.scp"))[key]
         item = ds[idx]
         n, seg = noisy_full.shape[0], ds.seg_len
         start = ds.segment_start(idx, n)
@@ -436,7 +436,7 @@ def test_global_batches_do_not_depend_on_world_size():
 
 # ------------------------------------------------------------------------------------------- (6)
 
-def test_recipes_never_pass_a_test_set_to_training():
+def test_lint_recipes_never_pass_a_test_set_to_training():
     runs = sorted((REPO / "egs").glob("*/run.sh"))
     if not runs:
         pytest.skip("no recipe run.sh yet")

@@ -145,7 +145,8 @@ def test_split_scp_refuses_more_parts_than_speakers(tmp_path):
     r = subprocess.run([str(UTILS / "split_scp.pl"), "--utt2spk", str(tmp_path / "utt2spk"),
                         str(tmp_path / "in.scp"), *[str(tmp_path / f"o{i}") for i in range(3)]],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "only 2 speakers" in r.stderr
+    assert r.returncode != 0 and "only 2 speakers" in r.stderr and "in.scp" in r.stderr
+    assert not (tmp_path / "o0").exists()  # nothing written
 
 
 def test_split_data_filters_every_file(tmp_path):
@@ -160,7 +161,7 @@ def test_split_data_filters_every_file(tmp_path):
         keys = [line.split()[0] for line in read_lines(part / "wav.scp")]
         assert keys
         seen += keys
-        for name in ("spk1.scp", "utt2spk", "utt2num_samples", "vad.scp", "utt2snr"):
+        for name in ("spk1.scp", "utt2spk", "utt2num_samples", "vad_labels.scp", "utt2snr"):
             assert [line.split()[0] for line in read_lines(part / name)] == keys, name
         spk2utt = {line.split()[0]: line.split()[1:] for line in read_lines(part / "spk2utt")}
         assert sorted(u for us in spk2utt.values() for u in us) == keys

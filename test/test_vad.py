@@ -142,24 +142,26 @@ def test_cli_writes_int32_ark_scp(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1
     assert "bad" in err and "bad.wav" in err and "low" in err and "8000" in err
-    got = dict(kaldiio.load_scp(str(out / "vad.scp")))
+    got = dict(kaldiio.load_scp(str(out / "vad_labels.scp")))
     assert sorted(got) == ["u1", "u2", "u3"]
     for key, n in lengths.items():
         lab = got[key]
         assert lab.dtype == np.int32 and lab.shape == (n // 100 + 1,)
         assert set(np.unique(lab)) <= {0, 1} and lab.any()
-    scp_text = (out / "vad.scp").read_text()
-    assert str(out / "vad.ark") in scp_text and ".tmp" not in scp_text
-    assert sorted(p.name for p in out.iterdir()) == ["vad.ark", "vad.scp"]
+    scp_text = (out / "vad_labels.scp").read_text()
+    assert str(out / "vad_labels.ark") in scp_text and ".tmp" not in scp_text
+    assert sorted(p.name for p in out.iterdir()) == ["frame_shift", "vad_labels.ark", "vad_labels.scp"]
+    assert (out / "frame_shift").read_text() == "0.00625\n"  # hop 100 at 16 kHz
     # a clean run exits 0 and rewrites both consistently
     (tmp_path / "good.scp").write_text("".join(lines[:2]))
     assert vad_cli.main(["--scp", str(tmp_path / "good.scp"), "--out_dir", str(out), "--quiet"]) == 0
-    assert sorted(dict(kaldiio.load_scp(str(out / "vad.scp")))) == ["u1", "u2"]
+    assert sorted(dict(kaldiio.load_scp(str(out / "vad_labels.scp")))) == ["u1", "u2"]
     # frames from a training config's stft: section
     (tmp_path / "train.yaml").write_text("stft:\n  hop_length: 160\n  win_length: 320\n  n_fft: 320\n")
     assert vad_cli.main(["--scp", str(tmp_path / "good.scp"), "--out_dir", str(out), "--config",
                          str(tmp_path / "conf.yaml"), "--stft_config", str(tmp_path / "train.yaml"), "--quiet"]) == 0
-    assert dict(kaldiio.load_scp(str(out / "vad.scp")))["u2"].shape == (23456 // 160 + 1,)
+    assert dict(kaldiio.load_scp(str(out / "vad_labels.scp")))["u2"].shape == (23456 // 160 + 1,)
+    assert (out / "frame_shift").read_text() == "0.01\n"  # hop 160 at 16 kHz
 
 
 def test_resonator_matches_direct_recursion():
@@ -204,6 +206,6 @@ def test_interrupted_write_keeps_the_old_pair(tmp_path):
 
     with pytest.raises(RuntimeError):
         write_label_ark(tmp_path, broken())
-    got = dict(kaldiio.load_scp(str(tmp_path / "vad.scp")))
+    got = dict(kaldiio.load_scp(str(tmp_path / "vad_labels.scp")))
     assert got["a"].tolist() == [0, 1, 1] and got["b"].tolist() == [1, 0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vad.ark", "vad.scp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vad_labels.ark", "vad_labels.scp"]

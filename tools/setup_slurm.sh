@@ -18,6 +18,11 @@
 #   SLURM_CONF        the config path the Slurm commands read (default /etc/slurm/slurm.conf). A
 #                     config there that this script did not write is never overwritten: the script
 #                     stops with an error instead (point SLURM_CONF elsewhere to keep both).
+#   MUNGE_DIR         a private munged: its key, socket, pid, log and seed files live here and the
+#                     config points Slurm at this socket (AuthInfo=socket=...). Default: the system
+#                     munged (/etc/munge, /run/munge). With SLURM_STATE_DIR, SLURM_CONF and MUNGE_DIR
+#                     all under one folder, start writes nothing else (tests use this; stop, then
+#                     remove the folder).
 #
 # The cluster: one node (this host, 127.0.0.1), one partition "debug", no accounting (sacct does not
 # work; use squeue/scontrol), CR_Core so that jobs share the node by cores.
@@ -27,6 +32,17 @@ tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 state_dir=${SLURM_STATE_DIR:-$tools_dir/slurm}
 conf=${SLURM_CONF:-/etc/slurm/slurm.conf}
 marker="# written by csmvanet tools/setup_slurm.sh"
+munge_dir=${MUNGE_DIR:-}
+if [ -n "$munge_dir" ]; then
+  munge_key=$munge_dir/munge.key; munge_pid=$munge_dir/munged.pid; munge_sock=$munge_dir/munge.socket
+  munged_opts=(--key-file="$munge_key" --socket="$munge_sock" --pid-file="$munge_pid"
+               --log-file="$munge_dir/munged.log" --seed-file="$munge_dir/munged.seed")
+  munge_client=(-S "$munge_sock")
+  auth_info="AuthInfo=socket=$munge_sock"
+else
+  munge_key=/etc/munge/munge.key; munge_pid=/run/munge/munged.pid
+  munged_opts=(); munge_client=(); auth_info=""
+fi
 action=${1:-start}
 
 say() { echo "setup_slurm: $*" >&2; }
@@ -59,9 +75,9 @@ case "$action" in
     stop_pidfile "$state_dir/slurmd.pid" slurmd
     stop_pidfile "$state_dir/slurmctld.pid" slurmctld
     # munged only if we started it (its pid was recorded by this script)
-    if [ -s "$state_dir/munged.started" ] && pid_alive /run/munge/munged.pid \
-        && [ "$(cat /run/munge/munged.pid)" = "$(cat "$state_dir/munged.started")" ]; then
-      stop_pidfile /run/munge/munged.pid munged
+    if [ -s "$state_dir/munged.started" ] && pid_alive "$munge_pid" \
+        && [ "$(cat "$munge_pid")" = "$(cat "$state_dir/munged.started")" ]; then
+      stop_pidfile "$munge_pid" munged
     fi
     rm -f "$state_dir/munged.started"
     exit 0
@@ -102,24 +118,33 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
 fi
 
 # 2. munge: key, run dir, daemon (must run as the munge user).
-if [ ! -s /etc/munge/munge.key ]; then
-  mkdir -p /etc/munge
-  mungekey --create --keyfile=/etc/munge/munge.key >/dev/null 2>&1 \
-    || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
+if [ -n "$munge_dir" ]; then
+  mkdir -p "$munge_dir"
+  chmod 0755 "$munge_dir"
+  [ -s "$munge_key" ] || mungekey --create --keyfile="$munge_key" >/dev/null 2>&1 \
+    || dd if=/dev/urandom of="$munge_key" bs=1 count=1024 status=none
+  chown munge:munge "$munge_dir" "$munge_key"
+  chmod 0400 "$munge_key"
+else
+  if [ ! -s /etc/munge/munge.key ]; then
+    mkdir -p /etc/munge
+    mungekey --create --keyfile=/etc/munge/munge.key >/dev/null 2>&1 \
+      || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
+  fi
+  chown munge:munge /etc/munge/munge.key
+  chmod 0400 /etc/munge/munge.key
+  mkdir -p /run/munge /var/log/munge /var/lib/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge
+  chmod 0755 /run/munge
 fi
-chown munge:munge /etc/munge/munge.key
-chmod 0400 /etc/munge/munge.key
-mkdir -p /run/munge /var/log/munge /var/lib/munge
-chown munge:munge /run/munge /var/log/munge /var/lib/munge
-chmod 0755 /run/munge
 mkdir -p "$state_dir"
-if ! pid_alive /run/munge/munged.pid; then
-  rm -f /run/munge/munged.pid
-  runuser -u munge -- /usr/sbin/munged || die "munged did not start (see /var/log/munge/munged.log)"
-  for _ in $(seq 1 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
-  cat /run/munge/munged.pid > "$state_dir/munged.started"
+if ! pid_alive "$munge_pid"; then
+  rm -f "$munge_pid"
+  runuser -u munge -- /usr/sbin/munged "${munged_opts[@]}" || die "munged did not start (see its log)"
+  for _ in $(seq 1 50); do [ -s "$munge_pid" ] && break; sleep 0.1; done
+  cat "$munge_pid" > "$state_dir/munged.started"
 fi
-munge -n | unmunge >/dev/null || die "munge does not work (munge -n | unmunge failed)"
+munge "${munge_client[@]}" -n | unmunge "${munge_client[@]}" >/dev/null || die "munge does not work (munge -n | unmunge failed)"
 
 # 3. slurm.conf (this host as the only node, topology from slurmd -C).
 host=$(hostname -s)
@@ -135,6 +160,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+$auth_info
 StateSaveLocation=$state_dir/state
 SlurmdSpoolDir=$state_dir/spool
 SlurmctldPidFile=$state_dir/slurmctld.pid

@@ -1,16 +1,23 @@
 #!/usr/bin/env perl
-# Keeps the lines of a key-value list whose key (first field) is listed in id_list (first field of
-# each line there), in the order of the input. --exclude keeps the others instead.
+# Keeps the lines whose field F (default 1, the key) is the first field of a line of id_list, in
+# input order, as Kaldi's filter_scp.pl; --exclude keeps the others instead.
 #
-#   utils/filter_scp.pl [--exclude] id_list in.scp > out.scp
-#   utils/filter_scp.pl [--exclude] id_list < in.scp > out.scp
+#   utils/filter_scp.pl [--exclude] [-f F] id_list [in.scp] > out.scp
 use strict;
 use warnings;
 
-my $exclude = 0;
-if (@ARGV && $ARGV[0] eq "--exclude") { $exclude = 1; shift @ARGV; }
-if (@ARGV < 1 || @ARGV > 2 || $ARGV[0] =~ /^--/) {
-  print STDERR "Usage: filter_scp.pl [--exclude] id_list [in.scp] > out.scp\n";
+my ($exclude, $field) = (0, 1);
+while (@ARGV && $ARGV[0] =~ /^-/) {
+  my $o = shift @ARGV;
+  if ($o eq "--exclude") { $exclude = 1; }
+  elsif ($o eq "-f") {
+    $field = shift @ARGV // "";
+    die "filter_scp.pl: -f needs a field number (1 = first), not '$field'\n" unless $field =~ /^[1-9]\d*$/;
+  }
+  else { die "filter_scp.pl: unknown option $o (usage: filter_scp.pl [--exclude] [-f F] id_list [in.scp])\n"; }
+}
+if (@ARGV < 1 || @ARGV > 2) {
+  print STDERR "Usage: filter_scp.pl [--exclude] [-f F] id_list [in.scp] > out.scp\n";
   exit 1;
 }
 my $list = shift @ARGV;
@@ -19,7 +26,8 @@ my %keep;
 while (<$l>) { my ($k) = split; $keep{$k} = 1 if defined $k; }
 close $l;
 while (<>) {
-  my ($k) = split;
-  next unless defined $k;
-  print if $exclude xor exists $keep{$k};
+  my @a = split;
+  next unless @a;
+  die "filter_scp.pl: line $. has fewer than $field fields: $_" if @a < $field;
+  print if $exclude xor exists $keep{$a[$field - 1]};
 }

@@ -1,35 +1,23 @@
 #!/usr/bin/env bash
-# Repairs a data dir in place (logic: csmvanet.datadir.fix_data_dir): sorts every per-utterance file
-# (*.scp, utt2*, text) in C locale, drops duplicate keys (first line wins) and lines without value,
-# keeps only the utterances present in every per-utterance file, rebuilds spk2utt from utt2spk.
-# The originals go to data/x/.backup/ first. Prints how many utterances were removed and why.
+# Repairs a data dir in place, as Kaldi's fix_data_dir.sh: sorts every file (C locale), drops
+# duplicate keys (first line wins) and lines without value, keeps the utterances present in every
+# per-utterance file (and, with segments, whose recording is in wav.scp), the recordings that kept
+# segments use and the speakers of kept utterances, rebuilds spk2utt.
 #
-#   utils/fix_data_dir.sh data/x
-set -euo pipefail
-
-usage="Usage: $0 <data-dir>"
-case "${1:-}" in -h|--help) echo "$usage"; exit 0 ;; -*) echo "$0: unknown option $1" >&2; exit 1 ;; esac
-[ $# -eq 1 ] || { echo "$usage" >&2; exit 1; }
-
+#   utils/fix_data_dir.sh [--utt-extra-files "f1 f2"] [--max-drop-fraction 0.5] data/x
+#
+# --utt-extra-files: more files keyed by utterance (Kaldi/ESPnet); ours (spk1.scp, utt2num_samples,
+#   utt2noise, utt2snr, vad_labels.scp, any *.scp or utt2*) are always included.
+# --max-drop-fraction F: fail (exit 1, nothing changed) when more than F of the utterances would be
+#   removed (default 0.5). A fix that would leave no utterance always fails, nothing changed.
+# Unlike Kaldi, an utterance missing from any per-utterance file is removed (Kaldi only filters the
+# extra files), utt2spk is optional, and no backup is overwritten: the files that change are copied to
+# data/x/.backup/ first, or to data/x/.backup.N/ when .backup holds an earlier one. A dir that needs no
+# change is left as it is.
+# The logic is in the package: python -m csmvanet.bin.datadir_utils fix (see its --help).
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 python=${CSMVANET_PYTHON:-}
 if [ -z "$python" ]; then
   if [ -x "$root/tools/venv/bin/python" ]; then python=$root/tools/venv/bin/python; else python=python3; fi
 fi
-
-exec "$python" - "$1" <<'PY'
-import sys
-
-from csmvanet.datadir import DataDirError, fix_data_dir
-
-data = sys.argv[1]
-try:
-    res = fix_data_dir(data)
-except (DataDirError, OSError) as e:
-    print(f"fix_data_dir: {e}", file=sys.stderr)
-    sys.exit(1)
-for r in res.reasons:
-    print(f"fix_data_dir: {r}")
-print(f"fix_data_dir: {data}: kept {res.kept} of {res.before} utterances, removed {res.removed}"
-      f" (originals in {res.backup})")
-PY
+exec "$python" -m csmvanet.bin.datadir_utils fix "$@"

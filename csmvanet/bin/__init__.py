@@ -2,6 +2,20 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
+
+
+def run_interruptible(prog: str, main: Callable[[], int]) -> int:
+    """Run a batch entry point's ``main``; SIGTERM/SIGINT: one line saying what was finished (no
+    traceback), temporary files removed on the way out, exit status 128 + signal number."""
+    from csmvanet.signals import Interrupted, interrupted_line, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return main()
+    except Interrupted as e:
+        print(interrupted_line(prog, e), file=sys.stderr)
+        return e.status
 
 
 def report_failures(prog: str, failures: list[str], what: str) -> int:

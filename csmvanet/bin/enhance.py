@@ -8,17 +8,21 @@ MODEL: an experiment dir (config.yaml + valid.loss.ave.pth, or the first present
 valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth), a weights file in
 one, or a packed model (csmvanet-pack).
 
-INPUT: audio files (any format soundfile reads) and folders (every .wav/.flac below, recursively).
-Outputs mirror the inputs: D/<file name>, D/<path relative to the folder>, D/<utt>.wav for
---wav_scp entries (paths, `cmd |` pipes, ark offsets). The format follows the input suffix (.wav
-or .flac; others give .wav) unless --output_format is given; 16-bit PCM unless --output_subtype.
+INPUT: audio files (any format soundfile reads) and folders (every file below, recursively, in a
+format this libsndfile reads: wav, flac, ogg/opus, mp3 (libsndfile >= 1.1), aiff, ...). Every other
+file of a folder, and every name starting with '.', is listed as skipped, with the reason.
+Outputs mirror the inputs: D/<file name>, D/<path relative to the folder>, and D/<utt>.<fmt> exactly
+for --wav_scp entries (paths, `cmd |` pipes, ark offsets; a key with '/', a leading '.', white space
+or control characters is refused, naming it). The format follows the input suffix (.wav or .flac;
+others give .wav) unless --output_format is given; 16-bit PCM unless --output_subtype.
 
 Any sample rate: resampled (soxr VHQ) to the model's rate and back; output length and rate equal the
 input's. Multi-channel (--channels): `each` (default) enhances every channel on its own and keeps
 the channel count; `mix` averages the channels and writes mono; `error` refuses such files.
 Long files are processed in overlapping segments (--segment_seconds, --overlap_seconds) with
 memory independent of the file length. Peaks: a soft limiter above 0.9 keeps |x| < 0.99, no
-clipping.
+clipping. Input peaks above 1.0 (float files) are normalised before the network and restored after
+(this needs --output_subtype FLOAT; other subtypes refuse such a file, naming it).
 
 --vad_dir V writes V/vad_prob.ark + V/vad_prob.scp (kaldiio float32 speech probability per frame,
 hop 100 at 16 kHz; multi-channel: the maximum over channels), V/segments (Kaldi) and V/vad.rttm,
@@ -32,16 +36,49 @@ same for every backend.
 
 A bad input (unreadable, empty, no samples, shorter than one 25 ms frame, NaN/Inf samples, not
 audio, ...) is reported in one line naming it and skipped; the others are processed; the exit
-status is 1 if any input failed. No output file is ever left half-written.
+status is 1 if any input failed. No output file is ever left half-written: SIGTERM or SIGINT
+removes the temporary files, prints one line saying what was finished and exits 143 or 130;
+temporary files left by SIGKILL ('.*.tmp.*') are removed by the next run into the same folders.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 
 
+def _seconds(positive: bool):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            raise argparse.ArgumentTypeError(f"expected a {'positive' if positive else 'non-negative'} "
+                                             f"finite number of seconds, got {text!r}")
+        return v
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-enhance", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="csmvanet-enhance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files or folders")
@@ -54,14 +91,15 @@ def main(argv=None) -> int:
     p.add_argument("--vad_threshold", type=float, default=0.5)
     p.add_argument("--min_speech", type=float, default=0.25, help="drop speech segments shorter (s)")
     p.add_argument("--min_silence", type=float, default=0.1, help="bridge pauses shorter (s)")
-    p.add_argument("--segment_seconds", type=float, default=None, help="segment length (default 8)")
-    p.add_argument("--overlap_seconds", type=float, default=None, help="overlap of segments (default 1)")
+    p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None, help="segment length (default 8)")
+    p.add_argument("--overlap_seconds", type=_seconds(positive=False), default=None,
+                   help="overlap of segments (default 1)")
     p.add_argument("--channels", choices=("each", "mix", "error"), default="each",
                    help="multi-channel input: enhance each channel / average to mono / refuse")
     p.add_argument("--output_format", choices=("wav", "flac"), default=None)
     p.add_argument("--output_subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_16")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--num_threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--num_threads", type=_positive_int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "torch-int8"), default="torch",
                    help="what runs the network (default torch)")
     p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
@@ -69,16 +107,30 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not args.inputs and not args.wav_scp:
         p.error("give INPUT files/folders or --wav_scp")
+    if args.output_subtype == "FLOAT" and args.output_format == "flac":
+        p.error("--output_format flac cannot hold --output_subtype FLOAT (FLAC is integer PCM): "
+                "use PCM_16 or PCM_24, or --output_format wav")
 
     import torch
 
-    from csmvanet.batch import collect_inputs, enhance_batch
+    from csmvanet.batch import check_outputs, collect_inputs, enhance_batch
     from csmvanet.enhance import EnhanceError, Enhancer
 
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        p.error(f"--device {args.device!r}: not a device (use cpu, cuda or cuda:N)")
+    if device.type not in ("cpu", "cuda"):
+        p.error(f"--device {args.device!r}: only cpu, cuda and cuda:N are supported")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("csmvanet-enhance: error: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    try:   # before loading the model: a wrong output path fails at once, not after the batch
+        check_outputs(args.output_dir, args.out_scp, args.vad_dir)
+    except EnhanceError as e:
+        print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
         return 2
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -92,13 +144,14 @@ def main(argv=None) -> int:
     except (EnhanceError, ValueError, OSError) as e:
         print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
         return 2
-    items = collect_inputs(args.inputs, args.wav_scp, args.output_format)
+    all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format)
+    items = [it for it in all_items if not it.skipped]
     print(f"csmvanet-enhance: model {args.model} ({enh.sample_rate} Hz), {len(items)} input(s), "
           f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
-        rep = enhance_batch(enh, items, args.output_dir, out_scp=args.out_scp, vad_dir=args.vad_dir,
+        rep = enhance_batch(enh, all_items, args.output_dir, out_scp=args.out_scp, vad_dir=args.vad_dir,
                             channels=args.channels, subtype=args.output_subtype,
                             vad_threshold=args.vad_threshold, min_speech=args.min_speech,
                             min_silence=args.min_silence, progress=not args.no_progress)
@@ -108,6 +161,9 @@ def main(argv=None) -> int:
     rtf = rep.seconds / rep.audio_seconds if rep.audio_seconds else float("nan")
     print(f"csmvanet-enhance: enhanced {len(rep.done)} of {len(items)} input(s), {rep.audio_seconds:.1f} s "
           f"of audio in {rep.seconds:.1f} s (real-time factor {rtf:.3f})", file=sys.stderr)
+    if rep.skipped:
+        print(f"csmvanet-enhance: skipped {len(rep.skipped)} file(s) of the input folder(s) (listed above)",
+              file=sys.stderr)
     if rep.failed:
         print(f"csmvanet-enhance: {len(rep.failed)} input(s) failed (listed above)", file=sys.stderr)
         return 1

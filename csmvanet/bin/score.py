@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-score", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from csmvanet.datadir import DataDirError
     from csmvanet.metrics.report import write_report
@@ -137,7 +144,7 @@ def main(argv=None) -> int:
                                 figures=args.figures)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
-    except (DataDirError, FileNotFoundError, ValueError) as e:
+    except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)
         log.error("%s", e)
         return 1
     failed = bool(errors) or (not is_job and bool(missing))

@@ -80,6 +80,13 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-simulate", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(_join_negative_values(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

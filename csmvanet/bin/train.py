@@ -23,7 +23,7 @@ def main(argv=None, hooks=()) -> int:
     p = argparse.ArgumentParser(prog="csmvanet-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training config (YAML)")
-    p.add_argument("--train_dir", required=True, help="training data dir (wav.scp, spk1.scp, vad.scp)")
+    p.add_argument("--train_dir", required=True, help="training data dir (wav.scp, spk1.scp, vad_labels.scp)")
     p.add_argument("--valid_dir", required=True, help="validation data dir (never the test set)")
     p.add_argument("--exp_dir", required=True, help="experiment dir: checkpoints, logs, averaged model")
     p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoint_last.pth")

@@ -7,20 +7,21 @@ import sys
 
 from csmvanet.bin import report_failures
 from csmvanet.config import load_config
-from csmvanet.datadir import DataDirError, read_scp
+from csmvanet.datadir import DataDirError, read_scp, write_frame_shift
 from csmvanet.features import STFTConfig
+from csmvanet.pool import WorkerDied
 from csmvanet.vad import configs_from_dict, label_scp, write_label_ark
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="csmvanet-vad-labels",
-        description="Write OUT_DIR/vad.ark + vad.scp: kaldiio int32 vectors of 0/1 speech labels, one per "
+        description="Write OUT_DIR/vad_labels.ark + vad_labels.scp: kaldiio int32 vectors of 0/1 speech labels, one per "
                     "STFT frame of the model (num_samples // hop + 1), computed from clean speech by frame "
-                    "energy with hangover (see csmvanet.vad). Utterances that fail are listed and left out; "
+                    "energy with hangover (see csmvanet.vad), and OUT_DIR/frame_shift (seconds per frame: hop / sample rate, 0.00625 for hop 100 at 16 kHz). Utterances that fail are listed and left out; "
                     "the exit status is then 1.")
     p.add_argument("--scp", required=True, help="clean speech list, e.g. data/x/spk1.scp")
-    p.add_argument("--out_dir", required=True, help="where vad.ark and vad.scp go, e.g. data/x")
+    p.add_argument("--out_dir", required=True, help="where vad_labels.ark, vad_labels.scp and frame_shift go, e.g. data/x")
     p.add_argument("--config", help="YAML: a recipe config with stft: and vad_labels: sections, or a plain "
                                     "vad_labels section (defaults when omitted)")
     p.add_argument("--stft_config", help="YAML whose stft: section sets the frames (e.g. the training config); "
@@ -31,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """SIGTERM/SIGINT: temporary files removed, one line saying what was finished, exit 128 + signal."""
+    from csmvanet.bin import run_interruptible
+
+    return run_interruptible("csmvanet-vad-labels", lambda: _main(argv))
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -45,6 +53,10 @@ def main(argv=None) -> int:
     labels = label_scp(entries, stft_cfg, vad_cfg, failures, nj=args.nj, progress=not args.quiet)
     try:
         ark, scp = write_label_ark(args.out_dir, labels)
+        write_frame_shift(args.out_dir, stft_cfg.hop_length, stft_cfg.sample_rate)
+    except WorkerDied as e:
+        print(f"csmvanet-vad-labels: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"csmvanet-vad-labels: error: cannot write to {args.out_dir}: {e}", file=sys.stderr)
         return 1

@@ -16,10 +16,10 @@ labels and predictions, vad_acc, vad_precision, vad_recall, vad_f1, vad_auc, vad
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing as mp
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from csmvanet.datadir import read_scp
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_or_reason, vad_metrics
 from csmvanet.metrics.composite import composite_from_parts, composite_measures
+from csmvanet.pool import run_jobs
+from csmvanet.signals import say_when_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +57,63 @@ class UttResult:
 
 
 def score_arrays(ref: np.ndarray, deg: np.ndarray, fs: int, pesq_mode: str | None = None,
-                 notes: list[str] | None = None) -> dict[str, float]:
-    """All quality metrics of one pair (equal lengths expected; trimmed to the shorter)."""
+                 notes: list[str] | None = None, failures: list[str] | None = None) -> dict[str, float]:
+    """All quality metrics of one pair (equal lengths expected; trimmed to the shorter).
+
+    Each metric is computed on its own: one that raises gets NaN and a line in ``failures``
+    (``notes`` holds the expected NaN reasons: silent reference, too short, ...); the others
+    are still computed."""
     n = min(len(ref), len(deg))
     ref, deg = ref[:n], deg[:n]
-    pesq, reason = pesq_or_reason(ref, deg, fs, pesq_mode)
-    if reason and notes is not None:
-        notes.append(reason + "; PESQ and CSIG/CBAK/COVL are NaN")
-    stoi, reason = stoi_or_reason(ref, deg, fs)
-    if reason and notes is not None:
-        notes.append(reason + "; STOI is NaN")
-    out = {"pesq": pesq, "stoi": stoi, "si_sdr": si_sdr(ref, deg)}
-    try:
-        out.update(composite_measures(ref, deg, fs, pesq=pesq_for_composite(pesq, fs, pesq_mode)))
-    except ValueError as e:  # too short to frame
-        if notes is not None:
+    notes = notes if notes is not None else []
+    failures = failures if failures is not None else []
+
+    def isolated(names, fn, fallback):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - one metric must not lose the others
+            failures.append(f"{'/'.join(names)} failed ({type(e).__name__}: {e}); "
+                            f"{'it is' if len(names) == 1 else 'they are'} NaN")
+            return fallback
+
+    def pesq():
+        value, reason = pesq_or_reason(ref, deg, fs, pesq_mode)
+        if reason:
+            notes.append(reason + "; PESQ and CSIG/CBAK/COVL are NaN")
+        return value
+
+    def stoi():
+        value, reason = stoi_or_reason(ref, deg, fs)
+        if reason:
+            notes.append(reason + "; STOI is NaN")
+        return value
+
+    def composite():
+        try:
+            return composite_measures(ref, deg, fs, pesq=pesq_for_composite(out["pesq"], fs, pesq_mode))
+        except ValueError as e:  # too short to frame
             notes.append(f"composite: {e}")
-        out.update({"llr": math.nan, "wss": math.nan, "segsnr": math.nan})
-        out.update(composite_from_parts(math.nan, math.nan, math.nan, math.nan))
+            return composite_nan
+
+    composite_nan = {"llr": math.nan, "wss": math.nan, "segsnr": math.nan}
+    composite_nan.update(composite_from_parts(math.nan, math.nan, math.nan, math.nan))
+    out = {"pesq": isolated(["pesq"], pesq, math.nan),
+           "stoi": isolated(["stoi"], stoi, math.nan),
+           "si_sdr": isolated(["si_sdr"], lambda: si_sdr(ref, deg), math.nan)}
+    out.update(isolated(["llr", "wss", "segsnr", "csig", "cbak", "covl"], composite, composite_nan))
     return out
+
+
+def nonfinite_problem(wave: np.ndarray, what: str) -> str | None:
+    """'<what>: 3 NaN and 1 Inf samples (first at sample 100)', or None when every sample is finite."""
+    bad = ~np.isfinite(wave)
+    if not bad.any():
+        return None
+    n_nan = int(np.isnan(wave).sum())
+    n_inf = int(bad.sum()) - n_nan
+    parts = [f"{n} {name} sample{'s' if n != 1 else ''}" for n, name in ((n_nan, "NaN"), (n_inf, "Inf")) if n]
+    first = int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+    return f"{what}: {' and '.join(parts)} (first at sample {first}); not scored"
 
 
 def _read_mono(src: str, what: str) -> tuple[np.ndarray, int]:
@@ -105,23 +145,39 @@ def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None 
     except (AudioError, OSError, ValueError) as e:
         res.error = str(e)
         return res
+    bad = [p for p in (nonfinite_problem(ref, f"reference {ref_src}"), nonfinite_problem(enh, f"enhanced {enh_src}"),
+                       None if noisy is None else nonfinite_problem(noisy, f"noisy {noisy_src}")) if p]
+    if bad:
+        res.error = "; ".join(bad)
+        return res
+    failures: list[str] = []
     if len(enh) != len(ref):
         res.warnings.append(f"length mismatch: reference {len(ref)} samples, enhanced {len(enh)}; "
                             f"trimmed to {min(len(ref), len(enh))}")
     notes: list[str] = []
-    res.scores["enhanced"] = score_arrays(ref, enh, fs, opts.pesq_mode, notes)
+    fails: list[str] = []
+    res.scores["enhanced"] = score_arrays(ref, enh, fs, opts.pesq_mode, notes, fails)
     res.warnings += [f"enhanced: {m}" for m in notes]
+    failures += [f"enhanced: {m}" for m in fails]
     if noisy is not None:
         if len(noisy) != len(ref):
             res.warnings.append(f"length mismatch: reference {len(ref)} samples, noisy {len(noisy)}; "
                                 f"trimmed to {min(len(ref), len(noisy))}")
         notes = []
-        res.scores["noisy"] = score_arrays(ref, noisy, fs, opts.pesq_mode, notes)
+        fails = []
+        res.scores["noisy"] = score_arrays(ref, noisy, fs, opts.pesq_mode, notes, fails)
         res.warnings += [f"noisy: {m}" for m in notes]
+        failures += [f"noisy: {m}" for m in fails]
     if with_vad is None:
         with_vad = vad_ref_src is not None or vad_hyp_src is not None
     if with_vad:
-        res.scores["enhanced"].update(_score_vad(res, vad_ref_src, vad_hyp_src, opts))
+        try:
+            res.scores["enhanced"].update(_score_vad(res, vad_ref_src, vad_hyp_src, opts))
+        except Exception as e:  # noqa: BLE001 - the quality metrics stay
+            failures.append(f"VAD metrics failed ({type(e).__name__}: {e}); they are NaN")
+            res.scores["enhanced"].update({k: math.nan for k in VAD_METRICS})
+    if failures:  # the values that could be computed are kept; the utterance is not averaged
+        res.error = "; ".join(failures)
     return res
 
 
@@ -174,7 +230,14 @@ def job_keys(keys: list[str], job: int, num_jobs: int) -> list[str]:
 
 
 def _task(args):
-    return score_utterance(*args)
+    try:
+        return score_utterance(*args)
+    except Exception as e:  # noqa: BLE001 - one utterance must not stop the batch
+        return UttResult(args[0], error=f"scoring failed ({type(e).__name__}: {e})")
+
+
+def _describe_task(task) -> str:
+    return f"utterance {task[0]} (reference {task[1]}, enhanced {task[2]})"
 
 
 def _init_worker():
@@ -199,19 +262,11 @@ def run_scoring(tasks: list[tuple], nj: int = 1, progress: bool = True):
                 yield _task(t)
                 bar.update()
             return
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        for k in saved:
-            os.environ[k] = "1"
-        try:
-            pool = _pool_context().Pool(min(nj, len(tasks)), initializer=_init_worker)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        with pool:
-            for r in pool.imap_unordered(_task, tasks, chunksize=2):
+        one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        jobs = run_jobs(_task, tasks, nj, ordered=False, chunksize=2, describe=_describe_task,
+                        initializer=_init_worker, context=_pool_context(), env=one_thread)
+        with contextlib.closing(jobs):
+            for r in jobs:
                 yield r
                 bar.update()
     finally:
@@ -343,8 +398,10 @@ def score_lists(inputs: ScoreInputs, out_dir: Path, *, nj: int = 1, job: int | N
         with_vad = vref is not None and vhyp is not None
         # with VAD lists, an utterance lacking labels or a prediction gets NaN VAD and a warning
         tasks.append((k, ref[k], enh[k], noisy_src, vr, vh, opts, with_vad))
-    for r in run_scoring(tasks, nj=nj, progress=progress):
-        results.append(r)
+    with say_when_interrupted(lambda: f"scored {len(results)} of {len(tasks)} utterances (nothing written "
+                                      f"to {out_dir})"):
+        for r in run_scoring(tasks, nj=nj, progress=progress):
+            results.append(r)
     is_job = job is not None
     write_results(out_dir, results, missing=None if is_job else missing,
                   extra=None if is_job else extra)

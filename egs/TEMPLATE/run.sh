@@ -74,7 +74,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   need_local prepare_dump.sh
   local/prepare_dump.sh --nj "$nj" --cmd "$train_cmd" --fs "$fs" "$datadir" "$dumpdir"
   for x in $train_set $valid_set $test_sets; do
-    utils/validate_data_dir.sh --fs "$fs" --require "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad.scp" \
+    utils/validate_data_dir.sh --fs "$fs" --require "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad_labels.scp frame_shift" \
       "$dumpdir/$x"
   done
 fi

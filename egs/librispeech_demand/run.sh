@@ -107,7 +107,7 @@ PY
       csmvanet-vad-labels --quiet --nj "$nj" --config "$dumpdir/vad_labels.yaml" --scp "$dst/spk1.scp" \
         --out_dir "$dst"
     utils/validate_data_dir.sh --fs "$fs" --stft-config "$dumpdir/vad_labels.yaml" \
-      --require "wav.scp spk1.scp utt2spk spk2utt utt2num_samples utt2noise utt2snr vad.scp" "$dst"
+      --require "wav.scp spk1.scp utt2spk spk2utt utt2num_samples utt2noise utt2snr vad_labels.scp frame_shift" "$dst"
   done
 fi
 

@@ -70,7 +70,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     # VAD labels live beside the audio in dump/ (the scp holds the ark's absolute path).
     csmvanet-vad-labels --scp "$tmp/spk1.scp" --out_dir "$dumpdir/$part/vad" --config conf/vad.yaml \
       --stft_config "$train_config" --nj "$nj" --quiet
-    cp "$dumpdir/$part/vad/vad.scp" "$tmp/vad.scp"
+    cp "$dumpdir/$part/vad/vad_labels.scp" "$dumpdir/$part/vad/frame_shift" "$tmp/"
     utils/validate_data_dir.sh "$tmp"
     rm -rf "$datadir/$part" && mv "$tmp" "$datadir/$part"
   done

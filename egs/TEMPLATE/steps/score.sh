@@ -4,7 +4,8 @@
 # (utils/run.pl or utils/slurm.pl), then merged into <enh_dir>/scoring: per-utterance files
 # (enhanced/<metric>, noisy/<metric>), errors, warnings, missing, extra, RESULTS.md, figures/.
 #
-# Inputs: <data_dir>/spk1.scp (clean references, required), wav.scp (noisy row), vad.scp,
+# Inputs: <data_dir>/spk1.scp (clean references, required), wav.scp (noisy row), vad_labels.scp
+# (vad.scp in older dirs),
 # utt2noise, utt2snr (Table II); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
 # <enh_dir>/../config.yaml (embedded in the report). Exit status non-zero if any utterance could
 # not be scored or has no enhanced file; the report is written first in any case.
@@ -38,8 +39,10 @@ done
 
 opts=(--ref_scp "$data/spk1.scp" --enh_scp "$enh/enhanced.scp")
 [ -f "$data/wav.scp" ] && opts+=(--noisy_scp "$data/wav.scp")
-if [ -f "$data/vad.scp" ] && [ -f "$enh/vad_prob.scp" ]; then
-  opts+=(--vad_ref_scp "$data/vad.scp" --vad_hyp_scp "$enh/vad_prob.scp")
+vad_ref=$data/vad_labels.scp
+[ -f "$vad_ref" ] || vad_ref=$data/vad.scp  # older dirs
+if [ -f "$vad_ref" ] && [ -f "$enh/vad_prob.scp" ]; then
+  opts+=(--vad_ref_scp "$vad_ref" --vad_hyp_scp "$enh/vad_prob.scp")
 fi
 [ -f "$data/utt2noise" ] && opts+=(--utt2noise "$data/utt2noise")
 [ -f "$data/utt2snr" ] && opts+=(--utt2snr "$data/utt2snr")

@@ -1,0 +1,67 @@
+"""SIGTERM and SIGINT in batch tools: stop cleanly, say what was finished, exit non-zero.
+
+run.pl, Slurm and the kill command send SIGTERM; Ctrl-C sends SIGINT. Inside :func:`stop_on_signals`
+both raise :class:`Interrupted` in the main thread, so every ``finally`` and ``except BaseException``
+on the way out runs: :func:`csmvanet.fileio.atomic_path` removes its temporary file, the process pool
+terminates its workers. The entry point catches it, prints one line (:func:`interrupted_line`)
+and returns :attr:`Interrupted.status` (128 + the signal number, as a shell reports it).
+SIGKILL cannot be caught: its temporary files start with '.' and are removed by the next run
+(:func:`csmvanet.fileio.remove_stale_temps`).
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["Interrupted", "stop_on_signals", "say_when_interrupted", "interrupted_line"]
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived; ``finished`` may say what was complete by then."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.finished: str | None = None
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+
+def _raise(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within the block, SIGTERM and SIGINT raise :class:`Interrupted` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def say_when_interrupted(finished):
+    """Within the block, an :class:`Interrupted` on its way out gets ``finished()`` (a line saying
+    what was complete) unless an inner block already set one."""
+    try:
+        yield
+    except Interrupted as e:
+        if e.finished is None:
+            e.finished = finished()
+        raise
+
+
+def interrupted_line(prog: str, e: Interrupted, finished: str | None = None) -> str:
+    """'<prog>: stopped by SIGTERM: <what was finished>; no temporary files left'."""
+    done = finished or e.finished or "nothing was finished"
+    return f"{prog}: stopped by {e.name}: {done}; no temporary files left, nothing half-written"
