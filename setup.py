@@ -18,6 +18,7 @@ entry_points = {
         "csmvanet-average=csmvanet.bin.average:main",
         "csmvanet-pack=csmvanet.bin.pack:main",
         "csmvanet-resample=csmvanet.bin.resample:main",
+        "csmvanet-export=csmvanet.bin.export:main",
     ]
 }
 
@@ -44,7 +45,9 @@ setup(
     extras_require={
         # matplotlib: report figures and training curves; tensorboard: event files.
         "report": ["matplotlib>=3.5", "tensorboard>=2.10"],
-        "test": ["pytest>=7", "matplotlib>=3.5", "tensorboard>=2.10"],
+        # onnx: ONNX export (csmvanet-export) and the onnxruntime inference backend.
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "test": ["pytest>=7", "matplotlib>=3.5", "tensorboard>=2.10", "onnx>=1.14", "onnxruntime>=1.16"],
     },
     entry_points=entry_points,
 )

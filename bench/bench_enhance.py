@@ -6,6 +6,8 @@ Run by hand (not a unit test)::
     tools/venv/bin/python bench/bench_enhance.py                       # all three, paper config
     tools/venv/bin/python bench/bench_enhance.py --long_seconds 120    # shorter long file
     tools/venv/bin/python bench/bench_enhance.py --only seams --seam_seconds 20
+    tools/venv/bin/python bench/bench_enhance.py --only backends               # RTF table of every backend
+    tools/venv/bin/python bench/bench_enhance.py --only long --long_seconds 3600   # user vs sys time
 
 Every measurement uses the config given (default: the paper's, egs/voicebank/conf/train.yaml) with
 random weights (seed 0), on speech-like audio from csmvanet.synthetic mixed with babble noise.
@@ -17,6 +19,15 @@ memory  Peak RSS (ru_maxrss) of enhancing a ``--long_seconds`` file (default 600
 rtf     Real-time factor (wall time / audio duration) of enhance_file on a ``--rtf_seconds`` file
         (default 30 s) on CPU with each of ``--threads`` (default 1 and 2), in subprocesses, after
         one warm-up segment.
+backends  Every network backend (csmvanet.runners.BACKENDS: torch eager, onnxruntime, torch-int8) on
+        the same ``--rtf_seconds`` file with each of ``--threads`` (1 and 2), each run in a fresh
+        subprocess after one warm-up segment: RTF table, speed-up over torch eager at the same thread
+        count, and agreement of each backend's output with torch's (SI-SDR in dB, VAD max |diff|).
+long    A ``--long_seconds`` file (default 600 s; the issue's figure is for 3600) enhanced file to
+        file with ``--memory_threads`` threads, once as before (freed memory returned to the kernel)
+        and once with ``retain_memory`` (what csmvanet-enhance does), each in a fresh subprocess:
+        user and system CPU seconds (getrusage, as /usr/bin/time -v reports them), system share,
+        minor page faults, peak RSS, RTF.
 seams   Chunked vs whole-file output of the same model on a ``--seam_seconds`` input (default 20 s;
         the whole-file pass needs memory quadratic in the length): SI-SDR (dB) for a grid of
         segment/overlap settings, and the same for the frame VAD (max abs difference).
@@ -53,7 +64,8 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _enhancer(config: str, threads: int, segment: float | None, overlap: float | None):
+def _enhancer(config: str, threads: int, segment: float | None, overlap: float | None, backend: str = "torch",
+              retain_memory: bool = False):
     import torch
 
     from csmvanet.config import load_config
@@ -63,7 +75,8 @@ def _enhancer(config: str, threads: int, segment: float | None, overlap: float |
     torch.set_num_threads(threads)
     cfg = load_config(config)
     torch.manual_seed(0)
-    return Enhancer(build_model(cfg), cfg, segment_seconds=segment, overlap_seconds=overlap)
+    return Enhancer(build_model(cfg), cfg, segment_seconds=segment, overlap_seconds=overlap, backend=backend,
+                    retain_memory=retain_memory)
 
 
 def _noisy(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
@@ -95,8 +108,11 @@ def _write_long(path: Path, seconds: float, sr: int = 16000) -> None:
 # ------------------------------------------------------------------------------------------ children
 
 def child(args) -> None:
+    from csmvanet.memory import cpu_usage
+
     t0 = time.perf_counter()
-    enh = _enhancer(args.config, args.threads, args.segment_seconds, args.overlap_seconds)
+    enh = _enhancer(args.config, args.threads, args.segment_seconds, args.overlap_seconds, args.backend,
+                    args.retain_memory)
     import soundfile as sf
 
     warm = np.zeros(enh.segment, np.float32)
@@ -105,18 +121,21 @@ def child(args) -> None:
     loaded_rss = _rss_mb()
     loaded_peak = _peak_mb()
     t1 = time.perf_counter()
+    u1 = cpu_usage()
     res = enh.enhance_file(args.child, args.child_out)
     t2 = time.perf_counter()
-    print(json.dumps({"peak_rss_mb": _peak_mb(), "rss_after_load_mb": loaded_rss, "peak_after_load_mb": loaded_peak,
+    u2 = cpu_usage()
+    print(json.dumps({**{k: u2[k] - u1[k] for k in ("user_s", "sys_s", "minor_faults")}, "peak_rss_mb": _peak_mb(), "rss_after_load_mb": loaded_rss, "peak_after_load_mb": loaded_peak,
                       "seconds": t2 - t1, "load_seconds": t1 - t0,
                       "audio_seconds": res.num_samples / res.sample_rate,
                       "frames": sf.info(args.child_out).frames}))
 
 
-def run_child(args, wav: Path, threads: int, warmup: bool) -> dict:
-    out = wav.with_name(wav.stem + ".enh.wav")
+def run_child(args, wav: Path, threads: int, warmup: bool, backend: str = "torch", retain_memory: bool = False,
+              keep: Path | None = None) -> dict:
+    out = keep or wav.with_name(wav.stem + ".enh.wav")
     cmd = [sys.executable, __file__, "--child", str(wav), "--child_out", str(out), "--config", args.config,
-           "--threads", str(threads)]
+           "--threads", str(threads), "--backend", backend] + (["--retain_memory"] if retain_memory else [])
     if args.segment_seconds is not None:
         cmd += ["--segment_seconds", str(args.segment_seconds)]
     if args.overlap_seconds is not None:
@@ -127,7 +146,8 @@ def run_child(args, wav: Path, threads: int, warmup: bool) -> dict:
                           env={**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
         sys.exit(f"child failed: {' '.join(cmd)}\n{proc.stderr}")
-    out.unlink(missing_ok=True)
+    if keep is None:
+        out.unlink(missing_ok=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -154,6 +174,62 @@ def bench_rtf(args, tmp: Path) -> None:
         r = run_child(args, wav, th, warmup=True)
         print(f"  {th} thread(s): {r['seconds']:.1f} s for {r['audio_seconds']:.1f} s of audio: "
               f"RTF {r['seconds'] / r['audio_seconds']:.3f}", flush=True)
+    wav.unlink()
+
+
+def bench_backends(args, tmp: Path) -> None:
+    import soundfile as sf
+
+    from csmvanet.metrics import si_sdr
+    from csmvanet.runners import BACKENDS
+
+    wav = tmp / "rtf.wav"
+    _write_long(wav, args.rtf_seconds)
+    rows = []
+    for th in args.threads:
+        for backend in args.backends or BACKENDS:
+            out = tmp / f"out_{backend}_{th}.wav"
+            r = run_child(args, wav, th, warmup=True, backend=backend, keep=out)
+            rows.append((th, backend, r["seconds"] / r["audio_seconds"], out))
+            print(f"  {backend:12s} {th} thread(s): RTF {rows[-1][2]:.3f}", flush=True)
+    print(f"\n  {'backend':12s} {'threads':>7s} {'RTF':>7s} {'speed-up':>9s} {'SI-SDR vs torch':>16s}")
+    for th, backend, rtf, out in rows:
+        ref = next((r for r in rows if r[0] == th and r[1] == "torch"), None)
+        if ref is None:
+            print(f"  {backend:12s} {th:7d} {rtf:7.3f}")
+            continue
+        y, yr = sf.read(out, dtype="float32")[0], sf.read(ref[3], dtype="float32")[0]
+        agree = "(reference)" if backend == "torch" else f"{si_sdr(yr, y):13.1f} dB"
+        print(f"  {backend:12s} {th:7d} {rtf:7.3f} {ref[2] / rtf:8.2f}x {agree:>16s}")
+    x = _noisy(min(args.rtf_seconds, 30.0))
+    outs = {}
+    for backend in args.backends or BACKENDS:
+        enh = _enhancer(args.config, max(args.threads), None, None, backend)
+        outs[backend] = enh.enhance(x, enh.sample_rate, limit=False)
+    yr, vr = outs.get("torch", (None, None))
+    if yr is not None:
+        print("  agreement without the 16-bit output files (float, no limiter), "
+              f"{len(x) / 16000:g} s:")
+        for backend, (y, v) in outs.items():
+            if backend != "torch":
+                dv = float(np.max(np.abs(v - vr))) if v is not None else float("nan")
+                print(f"    {backend:12s} SI-SDR {si_sdr(yr, y):6.1f} dB, VAD max |diff| {dv:.2e}")
+
+
+def bench_long(args, tmp: Path) -> None:
+    wav = tmp / "long.wav"
+    _write_long(wav, args.long_seconds)
+    rows = {}
+    for retain in (False, True):
+        r = rows[retain] = run_child(args, wav, args.memory_threads, warmup=True, retain_memory=retain)
+        cpu = r["user_s"] + r["sys_s"]
+        print(f"  retain_memory {str(retain):5s}: user {r['user_s']:8.1f} s, sys {r['sys_s']:7.1f} s "
+              f"({100 * r['sys_s'] / cpu:4.1f} % of CPU time), minor page faults {r['minor_faults']:,}, "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MiB, RTF {r['seconds'] / r['audio_seconds']:.3f}", flush=True)
+    a, b = rows[False], rows[True]
+    print(f"  with/without retain_memory: sys time x{b['sys_s'] / max(a['sys_s'], 1e-9):.3f}, page faults "
+          f"x{b['minor_faults'] / max(a['minor_faults'], 1):.3f}, wall time x{b['seconds'] / a['seconds']:.2f}, "
+          f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")
     wav.unlink()
 
 
@@ -199,7 +275,11 @@ def header(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(PAPER_CONFIG))
-    p.add_argument("--only", choices=("memory", "rtf", "seams"), action="append", default=None)
+    p.add_argument("--only", choices=("memory", "rtf", "seams", "backends", "long"), action="append", default=None,
+                   help="default: memory, rtf, seams, backends (long: on request)")
+    p.add_argument("--backends", nargs="+", default=None, help="backends for --only backends (default: all)")
+    p.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    p.add_argument("--retain_memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--long_seconds", type=float, default=600.0)
     p.add_argument("--short_seconds", type=float, default=10.0)
     p.add_argument("--memory_threads", type=int, default=2)
@@ -219,7 +299,7 @@ def main() -> None:
         child(args)
         return
     header(args)
-    todo = args.only or ["memory", "rtf", "seams"]
+    todo = args.only or ["memory", "rtf", "seams", "backends"]
     with tempfile.TemporaryDirectory() as tmp:
         if "seams" in todo:
             print(f"seams: chunked vs whole file, {args.seam_seconds:g} s input")
@@ -227,6 +307,12 @@ def main() -> None:
         if "rtf" in todo:
             print(f"rtf: {args.rtf_seconds:g} s file, enhance_file on CPU")
             bench_rtf(args, Path(tmp))
+        if "backends" in todo:
+            print(f"backends: {args.rtf_seconds:g} s file, enhance_file on CPU, each backend in a fresh process")
+            bench_backends(args, Path(tmp))
+        if "long" in todo:
+            print(f"long: {args.long_seconds:g} s file, {args.memory_threads} thread(s), user vs sys time")
+            bench_long(args, Path(tmp))
         if "memory" in todo:
             print(f"memory: {args.long_seconds:g} s vs {args.short_seconds:g} s file, {args.memory_threads} thread(s)")
             bench_memory(args, Path(tmp))

@@ -2,6 +2,7 @@
 
   python bench/bench_train.py [--config egs/voicebank/conf/train.yaml] [--steps 3] [--num_workers 0 2]
                               [--gpu_step 0.1 0.2 0.4] [--threads N]
+  python bench/bench_train.py --checkpointing [--steps 2] [--threads 2]
 
 1. Step: batch 4 x 2 s (train.batch_size x train.segment_seconds of the config), forward + loss +
    backward + gradient clipping + AdamW step, mean seconds over --steps after one warm-up step. The
@@ -11,6 +12,9 @@
    in a temporary folder, for each --num_workers; segments/s after the first batch.
 3. Keep-up: a GPU step of X s consumes batch_size / X segments/s; with one worker delivering what the
    main process measured (num_workers 0), ceil(that / rate) workers keep the GPU fed.
+4. --checkpointing (instead of 1-3): the step of 1. without and with activation checkpointing of the
+   Conformer blocks (train.grad_checkpoint), each in a fresh process: s/step, peak RSS (ru_maxrss of
+   that process, model + data + optimizer included), and the ratios with/without.
 Everything printed comes from this one run (machine load included: rerun on an idle machine).
 """
 from __future__ import annotations
@@ -66,7 +70,7 @@ def bench_step(cfg: dict, batches: list[dict], steps: int) -> list[float]:
     from csmvanet.nets import build_model
 
     torch.manual_seed(0)
-    model, loss_fn = build_model(cfg), build_loss(cfg)
+    model, loss_fn = build_model(cfg).set_grad_checkpointing(bool(cfg["train"]["grad_checkpoint"])), build_loss(cfg)
     o = cfg["optim"]
     opt = torch.optim.AdamW(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
     model.train()
@@ -105,6 +109,52 @@ def bench_loader(ds: TrainSegments, batch: int, workers: int, n_batches: int) ->
     return got * batch / dt, t_first
 
 
+def _batches(cfg: dict, stft_cfg: STFTConfig, tmp: str, num_utts: int) -> tuple[TrainSegments, list[dict]]:
+    t = cfg["train"]
+    data = Path(tmp) / "train"
+    make_data_dir(data, num_utts, 3.0, stft_cfg)
+    ds = TrainSegments(data, stft_cfg, t["segment_seconds"], seed=0, use_vad=True)
+    sampler = GlobalBatchSampler(len(ds), t["batch_size"], seed=0)
+    sampler.set_epoch(1)
+    return ds, [collate([ds[i] for i in b]) for _, b in zip(range(2), sampler)]
+
+
+def checkpointing_child(cfg: dict, stft_cfg: STFTConfig, steps: int) -> None:
+    """One configuration in this (fresh) process: JSON with s/step and peak RSS on stdout."""
+    import json
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, batches = _batches(cfg, stft_cfg, tmp, 8)
+    times = bench_step(cfg, batches, steps)
+    print(json.dumps({"s_per_step": float(np.mean(times)), "min": min(times), "max": max(times),
+                      "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}))
+
+
+def bench_checkpointing(args) -> None:
+    import json
+    import os
+    import subprocess
+
+    rows = {}
+    for flag in (False, True):
+        cmd = [sys.executable, __file__, "--config", args.config, "--steps", str(args.steps),
+               "--checkpointing_child", "1" if flag else "0"] + (["--threads", str(args.threads)] if args.threads else [])
+        env = dict(os.environ)
+        if args.threads:
+            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"child failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+        rows[flag] = r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"train.grad_checkpoint {str(flag).lower():5s}: {r['s_per_step']:.3f} s/step (min {r['min']:.3f}, "
+              f"max {r['max']:.3f}, {args.steps} steps), peak RSS {r['peak_rss_gib']:.2f} GiB", flush=True)
+    off, on = rows[False], rows[True]
+    print(f"with/without checkpointing: step time x{on['s_per_step'] / off['s_per_step']:.2f}, "
+          f"peak RSS x{on['peak_rss_gib'] / off['peak_rss_gib']:.2f} "
+          f"({off['peak_rss_gib']:.2f} -> {on['peak_rss_gib']:.2f} GiB)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(REPO / "egs" / "voicebank" / "conf" / "train.yaml"))
@@ -115,30 +165,35 @@ def main(argv=None) -> int:
     p.add_argument("--gpu_step", type=float, nargs="+", default=[0.1, 0.2, 0.4],
                    help="GPU seconds per step to compare the loader with")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--checkpointing", action="store_true",
+                   help="compare the step without and with train.grad_checkpoint (s/step, peak RSS) instead")
+    p.add_argument("--checkpointing_child", choices=("0", "1"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = resolve_config(load_config(args.config))
     t = cfg["train"]
     stft_cfg = STFTConfig.from_dict(cfg.get("stft"))
+    if args.checkpointing_child is not None:
+        t["grad_checkpoint"] = args.checkpointing_child == "1"
+        checkpointing_child(cfg, stft_cfg, args.steps)
+        return 0
     from csmvanet.version import __version__
     print(f"csmvanet {__version__} (git {git_hash()}), torch {torch.__version__}, numpy {np.__version__}, "
           f"python {platform.python_version()}, {platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"config {args.config}: batch {t['batch_size']} x {t['segment_seconds']} s, model {cfg['model']}")
+    if args.checkpointing:
+        bench_checkpointing(args)
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "train"
-        make_data_dir(data, args.num_utts, 3.0, stft_cfg)
-        ds = TrainSegments(data, stft_cfg, t["segment_seconds"], seed=0, use_vad=True)
+        ds, batches = _batches(cfg, stft_cfg, tmp, args.num_utts)
         loader_rates = {}
         for w in args.num_workers:
             rate, first = bench_loader(ds, t["batch_size"], w, args.loader_batches)
             loader_rates[w] = rate
             print(f"loader: num_workers {w}: {rate:8.1f} segments/s ({rate / t['batch_size']:.1f} batches/s; "
                   f"first batch after {first:.2f} s)")
-        sampler = GlobalBatchSampler(len(ds), t["batch_size"], seed=0)
-        sampler.set_epoch(1)
-        batches = [collate([ds[i] for i in b]) for _, b in zip(range(2), sampler)]
 
     n_params = sum(p.numel() for p in __import__("csmvanet.nets", fromlist=["build_model"]).build_model(cfg).parameters())
     times = bench_step(cfg, batches, args.steps)

@@ -44,7 +44,12 @@ Bounded memory
     VHQ filter as :func:`csmvanet.audio.resample` and sample-identical to it), enhanced chunk by
     chunk, resampled back and written in blocks to a temporary file that is renamed when complete.
     At any time only about one segment of audio is held, whatever the file length. Only the VAD
-    probabilities (100 floats per second at 16 kHz) are kept for the whole file.
+    probabilities (100 floats per second at 16 kHz) are kept for the whole file. The stitcher's
+    input and output buffers are allocated once and reused for every segment; with
+    ``retain_memory=True`` (csmvanet-enhance sets it) the network's own large tensors reuse the
+    previous segment's memory too instead of being faulted in from the kernel again
+    (:mod:`csmvanet.memory`: on a 13 s file in 4 s segments, paper config, minor page faults fell
+    from 2.59 M to 24 k and system CPU time from 5.3 s to 0.05 s; peak RSS 969 -> 1,095 MiB).
 
 Sample rate, channels, length
     Input at any rate is resampled to the model's rate and the output back to the input's rate; the
@@ -107,12 +112,23 @@ class Enhancer:
     """A CSM-VANet model ready for inference on arrays and files of any length (see the module doc)."""
 
     def __init__(self, model, config: dict, *, device: str = "cpu", segment_seconds: float | None = None,
-                 overlap_seconds: float | None = None, metadata: dict | None = None, source: str = ""):
+                 overlap_seconds: float | None = None, metadata: dict | None = None, source: str = "",
+                 backend: str = "torch", onnx_path: str | Path | None = None, retain_memory: bool = False):
         import torch
+
+        if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory)
+            from csmvanet.memory import retain_freed_memory
+
+            retain_freed_memory()
+
+        from csmvanet.runners import make_runner
 
         self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # what runs the network between analysis and synthesis (csmvanet.runners): torch, onnxruntime, ...
+        self.backend = backend
+        self.runner = make_runner(self.model, backend, device=str(self.device), onnx_path=onnx_path)
         self.config = config
         self.stft_cfg = model.stft_cfg
         self.sample_rate = int(self.stft_cfg.sample_rate)
@@ -124,12 +140,21 @@ class Enhancer:
     # ---- construction
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", *, checkpoint: str | None = None,
-                        segment_seconds: float | None = None, overlap_seconds: float | None = None) -> "Enhancer":
-        """Load a packed model file, an experiment dir or a weights file inside an experiment dir."""
+                        segment_seconds: float | None = None, overlap_seconds: float | None = None,
+                        backend: str = "torch", onnx_path: str | Path | None = None,
+                        retain_memory: bool = False) -> "Enhancer":
+        """Load a packed model file, an experiment dir or a weights file inside an experiment dir.
+
+        ``backend`` (:data:`csmvanet.runners.BACKENDS`) runs the network: ``torch`` (default),
+        ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
+        weights) or ``torch-int8``. ``retain_memory=True`` keeps freed memory in the process for the
+        next segment instead of returning it to the kernel (:mod:`csmvanet.memory`; process-wide).
+        """
         config, state, metadata = load_model_files(path, checkpoint)
         model = model_with_weights(config, state, str(path))
         return cls(model, config, device=device, segment_seconds=segment_seconds,
-                   overlap_seconds=overlap_seconds, metadata=metadata, source=str(path))
+                   overlap_seconds=overlap_seconds, metadata=metadata, source=str(path), backend=backend,
+                   onnx_path=onnx_path, retain_memory=retain_memory)
 
     def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
         """Segment and overlap lengths (rounded to the hop grid)."""
@@ -153,7 +178,11 @@ class Enhancer:
             x = np.concatenate([x, np.zeros((pad, x.shape[1]), x.dtype)])
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(x.T)).to(self.device)   # [C, L]
-            out = self.model(batch)
+            feats, scale = self.model.analysis(batch)
+            ri, vad_logits = self.runner(feats)
+            out = self.model.synthesis(ri.to(self.device),
+                                       None if vad_logits is None else vad_logits.to(self.device),
+                                       scale, batch.shape[1])
             wave = out["wave"].float().cpu().numpy().T[:n]                       # [L, C]
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]

@@ -51,6 +51,7 @@ class TrainOptions:
     accum_grad: int = 1
     grad_clip: float | None = 5.0     # max gradient norm; 0 or null: no clipping
     amp: str = "none"                 # none | bf16 | fp16 (CUDA only)
+    grad_checkpoint: bool = False     # recompute the Conformer blocks in backward (less memory, slower)
     max_nonfinite: int = 10           # abort after this many non-finite steps in a row
     save_every_steps: int = 500       # mid-epoch checkpoint_last.pth; 0: only at epoch ends
     best_criterion: str = "valid.loss"

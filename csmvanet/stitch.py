@@ -68,17 +68,36 @@ class ChunkStitcher:
         self.run, self.segment, self.overlap, self.hop = run, segment, overlap, hop
         self.step = segment - overlap
         self.channels = channels
-        self.buf = np.zeros((0, channels), np.float32)  # input from self.start on
+        # Buffers allocated once and reused for every chunk (they grow only if a pushed block is
+        # larger than they allow): the input from self.start on is self._in[self._off:self._off + self._n];
+        # the output and VAD accumulators hold one segment from self.start on.
+        self._in = np.zeros((2 * (segment + self.step), channels), np.float32)
+        self._off = self._n = 0
         self.start = 0                                  # next chunk start (global sample index)
         self.total = 0                                  # input samples received
         self.first = True
-        self.out = np.zeros((0, channels), np.float64)  # output accumulator from self.start on
-        self.vad = np.zeros((0, channels), np.float64)  # VAD accumulator from frame self.start // hop
+        self.out = np.zeros((segment, channels), np.float64)
+        self.vad = np.zeros((segment // hop + 1, channels), np.float64)
         self.has_vad = None
+        self._w: dict = {}                              # cross-fade weights by (length, next, last, first)
+
+    @property
+    def buf(self) -> np.ndarray:
+        """The input not yet consumed (from self.start on): a view into the reused buffer."""
+        return self._in[self._off:self._off + self._n]
 
     def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.asarray(x, np.float32).reshape(len(x), self.channels)
-        self.buf = np.concatenate([self.buf, x]) if len(self.buf) else x
+        if self._off + self._n + len(x) > len(self._in):
+            if self._n + len(x) > len(self._in):        # a block larger than the buffer allows: grow once
+                grown = np.zeros((2 * (self._n + len(x)), self.channels), np.float32)
+                grown[:self._n] = self.buf
+                self._in = grown
+            else:                                       # move the unconsumed input to the front
+                self._in[:self._n] = self.buf.copy() if self._off < self._n else self.buf
+            self._off = 0
+        self._in[self._off + self._n:self._off + self._n + len(x)] = x
+        self._n += len(x)
         self.total += len(x)
         waves, vads = [], []
         while self.total - self.start > self.segment + self.step:
@@ -105,32 +124,42 @@ class ChunkStitcher:
         vad = np.concatenate(vads).astype(np.float32) if vads else np.zeros((0, self.channels), np.float32)
         return wave, vad
 
+    @staticmethod
+    def _emit(acc: np.ndarray, done: int, used: int) -> np.ndarray:
+        """The first ``done`` rows of ``acc`` (as float32); the rest of the ``used`` rows moves to the front."""
+        head = acc[:done].astype(np.float32)
+        rest = used - done
+        if rest > 0:
+            acc[:rest] = acc[done:used].copy() if done < rest else acc[done:used]
+        acc[max(rest, 0):used] = 0.0
+        return head
+
     def _chunk(self, length: int, nxt: int, last: bool, waves: list, vads: list) -> None:
         """Run a chunk of ``length`` samples from self.start; the next one starts ``nxt`` later."""
         hop = self.hop
         y, v = self.run(self.buf[:length])
         if self.has_vad is None:
             self.has_vad = v is not None
-        w = self._weights(np.arange(length, dtype=np.float64), nxt, last)
-        if len(self.out) < length:
-            self.out = np.concatenate([self.out, np.zeros((length - len(self.out), self.channels))])
+        w, wf = self._cached_weights(length, nxt, last)
         self.out[:length] += w[:, None] * y
-        waves.append(self.out[:nxt])
-        self.out = self.out[nxt:]
+        waves.append(self._emit(self.out, nxt, length))
         if v is not None:
             frames = len(v)
             if frames != length // hop + 1:
                 raise RuntimeError(f"model returned {frames} VAD frames for {length} samples")
-            wf = self._weights(np.arange(frames, dtype=np.float64) * hop, nxt, last)
-            if len(self.vad) < frames:
-                self.vad = np.concatenate([self.vad, np.zeros((frames - len(self.vad), self.channels))])
             self.vad[:frames] += wf[:, None] * v
-            done = frames if last else nxt // hop
-            vads.append(self.vad[:done])
-            self.vad = self.vad[done:]
-        self.buf = self.buf[nxt:]
+            vads.append(self._emit(self.vad, frames if last else nxt // hop, frames))
+        self._off += nxt
+        self._n -= nxt
         self.start += nxt
         self.first = False
+
+    def _cached_weights(self, length: int, nxt: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
+        key = (length, nxt, last, self.first)
+        if key not in self._w:
+            self._w[key] = (self._weights(np.arange(length, dtype=np.float64), nxt, last),
+                            self._weights(np.arange(length // self.hop + 1, dtype=np.float64) * self.hop, nxt, last))
+        return self._w[key]
 
     def _weights(self, rel: np.ndarray, nxt: int, last: bool) -> np.ndarray:
         """Cross-fade weights at positions ``rel`` of a chunk whose successor starts at ``nxt``."""

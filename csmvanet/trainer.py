@@ -123,7 +123,7 @@ class Trainer:
         # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
         seed_all(seed)
         self.stft_cfg = self.experiment.stft
-        self.module = self.experiment.build_model().to(self.device)
+        self.module = self.experiment.build_model().to(self.device).set_grad_checkpointing(self.t.grad_checkpoint)
         self.loss_fn = self.experiment.build_loss().to(self.device)
         seed_all(seed + 1000003 * self.dist.rank)
 

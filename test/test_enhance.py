@@ -102,17 +102,28 @@ def test_stitching_is_exact_for_a_local_model(n, seg, ov, channels):
 
 
 class PointwiseNet(torch.nn.Module):
-    """Stands in for CSM-VANet where exactness is the point: wave = f(x) sample by sample."""
+    """Stands in for CSM-VANet where exactness is the point: wave = f(x) sample by sample.
+
+    It has the model's inference interface (analysis -> network -> synthesis, what the Enhancer
+    calls) with the waveform itself as the "features"."""
 
     def __init__(self, stft_cfg):
         super().__init__()
         self.stft_cfg = stft_cfg
         self.w = torch.nn.Parameter(torch.tensor(1.0))
 
-    def forward(self, x):
+    def analysis(self, x):
+        return x, torch.ones(x.shape[0])
+
+    def network(self, x):
         frames = torch.arange(x.shape[1] // self.stft_cfg.hop_length + 1) * self.stft_cfg.hop_length
-        return {"wave": torch.tanh(3 * x) * 0.5 + x * x * self.w,
-                "vad": torch.sigmoid(x[:, frames.clamp(max=x.shape[1] - 1)])}
+        return torch.tanh(3 * x) * 0.5 + x * x * self.w, x[:, frames.clamp(max=x.shape[1] - 1)]
+
+    def synthesis(self, y, vad_logits, scale, n):
+        return {"wave": y[:, :n], "vad": torch.sigmoid(vad_logits)}
+
+    def forward(self, x):
+        return self.synthesis(*self.network(self.analysis(x)[0]), None, x.shape[1])
 
 
 @pytest.mark.parametrize("sr", [8000, 16000, 44100])
@@ -253,13 +264,16 @@ def _bad_and_good_inputs(d: Path) -> tuple[dict, dict]:
     return bad, good
 
 
-def test_cli_batch_with_bad_inputs(exp_dir, tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_cli_batch_with_bad_inputs(exp_dir, tmp_path, backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="backend onnxruntime: pip install 'csmvanet[onnx]'")
     bad, good = _bad_and_good_inputs(tmp_path / "in")
     out = tmp_path / "out"
     args = [str(p) for p in bad.values()] + [str(g[0]) for g in good.values()]
     proc = subprocess.run([PY, "-m", "csmvanet.bin.enhance", "--model", str(exp_dir), *args, "--output_dir", str(out),
                            "--out_scp", str(tmp_path / "enh.scp"), "--vad_dir", str(tmp_path / "vad"),
-                           "--num_threads", "1", "--no_progress"],
+                           "--num_threads", "1", "--no_progress", "--backend", backend],
                           capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout

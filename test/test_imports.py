@@ -19,13 +19,15 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.pool", "csmvanet.signals"]),
+                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
+                "csmvanet.signals"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
               "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
     ("metrics", ["csmvanet.metrics"]),
     ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
-    ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed"]),
+    ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
+                    "csmvanet.runners"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer"]),
     ("reports", ["csmvanet.metrics.report"]),   # RESULTS.md writer: scoring's top, nothing below reads it

@@ -2,9 +2,14 @@
 # Creates tools/venv and installs torch and csmvanet (editable, with test extras) into it.
 # Re-running is cheap: nothing is reinstalled while setup.py and the torch spec are unchanged.
 #
-#   TORCH_SPEC   the torch requirement to install (default: torch==2.13.0, a CPU build).
-#                GPU users: e.g. TORCH_SPEC="torch==2.5.1" TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu124"
-#   TORCH_PIP_ARGS  extra pip arguments for the torch install only.
+#   TORCH_SPEC   the torch requirement to install (default: torch==2.13.0). What it resolves to depends
+#                on the index pip uses: on the public PyPI index it is the CUDA build of torch with its
+#                nvidia-* wheels (several GB); a mirror may serve a CPU build instead.
+#   TORCH_PIP_ARGS  extra pip arguments for the torch install only. CPU-only build:
+#                TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+#                a given CUDA build (pick the one your driver supports, see nvidia-smi):
+#                TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"   (cu118, cu126, ...: see pytorch.org/get-started)
+# At the end it prints the torch it installed (version, CUDA build or CPU) and whether CUDA is usable.
 #   PYTHON       the interpreter that creates the venv (default: python3).
 set -euo pipefail
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,5 +40,15 @@ echo "[install] $torch_spec" >&2
 "$venv/bin/python" -m pip install -q "$torch_spec" ${TORCH_PIP_ARGS:-}
 echo "[install] csmvanet[test]" >&2
 "$venv/bin/python" -m pip install -q -e "$root[test]"
-"$venv/bin/python" -c "import csmvanet, torch; print('[install] csmvanet', csmvanet.__version__, 'torch', torch.__version__)" >&2
+"$venv/bin/python" - >&2 <<'PY'
+import csmvanet, torch
+build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+if torch.cuda.is_available():
+    usable = f"CUDA usable: yes, {torch.cuda.device_count()} device(s), {torch.cuda.get_device_name(0)}"
+elif torch.version.cuda:
+    usable = "CUDA usable: no (no GPU or driver visible; torch runs on the CPU)"
+else:
+    usable = "CUDA usable: no (CPU-only build)"
+print(f"[install] csmvanet {csmvanet.__version__}; torch {torch.__version__} ({build}); {usable}")
+PY
 echo "$want" > "$stamp"

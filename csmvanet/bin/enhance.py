@@ -28,6 +28,12 @@ clipping. Input peaks above 1.0 (float files) are normalised before the network 
 hop 100 at 16 kHz; multi-channel: the maximum over channels), V/segments (Kaldi) and V/vad.rttm,
 with --vad_threshold, --min_speech and --min_silence (seconds).
 
+--backend runs the network with torch (default), onnxruntime (pip install 'csmvanet[onnx]'; the
+network is exported in memory, or read from --onnx FILE written by csmvanet-export from the same
+weights) or torch-int8 (Conformer linear layers dynamically quantised to int8); onnxruntime and
+torch-int8 run on the CPU with --num_threads threads. Chunking, VAD outputs and input checks are the
+same for every backend.
+
 A bad input (unreadable, empty, no samples, shorter than one 25 ms frame, NaN/Inf samples, not
 audio, ...) is reported in one line naming it and skipped; the others are processed; the exit
 status is 1 if any input failed. No output file is ever left half-written: SIGTERM or SIGINT
@@ -93,7 +99,10 @@ def _main(argv=None) -> int:
     p.add_argument("--output_format", choices=("wav", "flac"), default=None)
     p.add_argument("--output_subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_16")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--num_threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--num_threads", type=_positive_int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "torch-int8"), default="torch",
+                   help="what runs the network (default torch)")
+    p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     args = p.parse_args(argv)
     if not args.inputs and not args.wav_scp:
@@ -128,7 +137,8 @@ def _main(argv=None) -> int:
             warnings.simplefilter("always")
             enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
                                            segment_seconds=args.segment_seconds,
-                                           overlap_seconds=args.overlap_seconds)
+                                           overlap_seconds=args.overlap_seconds, backend=args.backend,
+                                           onnx_path=args.onnx, retain_memory=True)
         for w in caught:
             print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
     except (EnhanceError, ValueError, OSError) as e:
@@ -137,7 +147,8 @@ def _main(argv=None) -> int:
     all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format)
     items = [it for it in all_items if not it.skipped]
     print(f"csmvanet-enhance: model {args.model} ({enh.sample_rate} Hz), {len(items)} input(s), "
-          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, device {args.device}, "
+          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "
+          f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
         rep = enhance_batch(enh, all_items, args.output_dir, out_scp=args.out_scp, vad_dir=args.vad_dir,

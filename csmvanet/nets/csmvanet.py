@@ -51,6 +51,7 @@ class CSMVANet(nn.Module):
                  vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True,
                  rel_pos_max: int = 512, rel_pos_clamp: int | None = None):
         super().__init__()
+        self.grad_checkpoint = False      # set_grad_checkpointing (train.grad_checkpoint), not a model option
         channels = list(channels)
         if len(channels) < 1:
             raise ValueError("model.channels must list at least one encoder width")
@@ -92,35 +93,98 @@ class CSMVANet(nn.Module):
         if not bool(torch.isfinite(noisy).all()):
             raise ValueError("input contains NaN or Inf samples")
 
-    def forward(self, noisy: torch.Tensor) -> dict:
-        cfg = self.stft_cfg
-        self.check_input(noisy, cfg.win_length)
-        n = noisy.shape[1]
+    def set_grad_checkpointing(self, enabled: bool = True) -> "CSMVANet":
+        """Activation checkpointing of the bottleneck's TF-Conformer blocks while training.
+
+        Each block's activations are dropped after the forward pass and recomputed during backward
+        (``torch.utils.checkpoint``, non-reentrant, RNG state preserved so dropout draws the same
+        masks): less memory for about one more forward of the bottleneck per step. The recomputation
+        leaves the BatchNorm running statistics alone, so weights and buffers after a step are those
+        of a run without checkpointing. Ignored in eval mode and under ``torch.no_grad``.
+        """
+        self.grad_checkpoint = bool(enabled)
+        return self
+
+    def _bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.grad_checkpoint and self.training and torch.is_grad_enabled()):
+            return self.bottleneck(x)
+        from torch.utils.checkpoint import checkpoint
+
+        for block in self.bottleneck:
+            x = checkpoint(_once_tracking_stats(block), x, use_reentrant=False, preserve_rng_state=True)
+        return x
+
+    def analysis(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms [B, N] -> (network input [B, 3, T, F] in fp32, level scale [B])."""
+        self.check_input(noisy, self.stft_cfg.win_length)
         noisy = noisy.float()
         if self.normalize_input:
             rms = noisy.pow(2).mean(dim=1).sqrt()
             scale = 1.0 / rms.clamp_min(1e-5)
         else:
             scale = torch.ones(noisy.shape[0], device=noisy.device)
-        spec = analyse(noisy * scale[:, None], cfg)                        # b f t, compressed, fp32
+        spec = analyse(noisy * scale[:, None], self.stft_cfg)               # b f t, compressed, fp32
         feats = torch.stack([spec.abs(), spec.real, spec.imag], dim=1)    # b 3 f t
-        x = self.input_conv(feats.transpose(2, 3))                        # b c t f
+        return feats.transpose(2, 3), scale                               # b 3 t f
+
+    def network(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Input conv to output conv and the VAD head: [B, 3, T, F] -> (real/imag [B, 2, T, F],
+        VAD logits [B, T] or None). What ``csmvanet.export`` writes to ONNX."""
+        x = self.input_conv(feats)                                        # b c t f
         skips = []
         for block in self.encoder:
             x = block(x)
             skips.append(x)
-        x = self.bottleneck(x)
+        x = self._bottleneck(x)
         vad_logits = self.vad(skips + [x]) if self.vad is not None else None
         for block, skip, out_bins in zip(self.decoder, reversed(skips), reversed(self.bins[:-1])):
             x = block(x, skip, out_bins)
-        ri = self.output_conv(x).float()                                  # b 2 t f
+        return self.output_conv(x), vad_logits
+
+    def synthesis(self, ri: torch.Tensor, vad_logits: torch.Tensor | None, scale: torch.Tensor,
+                  num_samples: int) -> dict:
+        """Network outputs -> stage-2 spectrum, waveform of ``num_samples`` at the input's level."""
+        ri = ri.float()
         spec1 = torch.complex(ri[:, 0], ri[:, 1]).transpose(1, 2)         # b f t
         if vad_logits is not None:
-            vad = torch.sigmoid(vad_logits.float())
+            vad_logits = vad_logits.float()
+            vad = torch.sigmoid(vad_logits)
             gain = self.vad_floor + (1.0 - self.vad_floor) * vad
             spec_out = spec1 * gain[:, None, :]
         else:
             vad, spec_out = None, spec1
-        wave = synthesise(spec_out, cfg, n) / scale[:, None]
-        return {"wave": wave, "spec": spec_out, "spec1": spec1, "vad": vad,
-                "vad_logits": None if vad_logits is None else vad_logits.float(), "scale": scale}
+        wave = synthesise(spec_out, self.stft_cfg, num_samples) / scale[:, None]
+        return {"wave": wave, "spec": spec_out, "spec1": spec1, "vad": vad, "vad_logits": vad_logits,
+                "scale": scale}
+
+    def forward(self, noisy: torch.Tensor) -> dict:
+        feats, scale = self.analysis(noisy)
+        ri, vad_logits = self.network(feats)
+        return self.synthesis(ri, vad_logits, scale, noisy.shape[1])
+
+
+class _once_tracking_stats:
+    """``block(x)`` for torch.utils.checkpoint: the first call (the forward pass) updates the
+    BatchNorm running statistics as usual; later calls (the recomputation in backward) leave them
+    as they are (momentum 0, batch counter restored), so checkpointing does not count a batch twice."""
+
+    def __init__(self, block: nn.Module):
+        self.block, self.calls = block, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            return self.block(x)
+        norms = [m for m in self.block.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+                 for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            return self.block(x)
+        finally:
+            for m, (momentum, count) in zip(norms, saved):
+                m.momentum = momentum
+                if count is not None:
+                    m.num_batches_tracked.copy_(count)

@@ -1,0 +1,125 @@
+"""ONNX export (csmvanet-export) and the inference backends (Enhancer(backend=...), --backend).
+
+The onnxruntime backend must give the torch backend's output (SI-SDR >= 40 dB) and VAD through the
+same chunking; an ONNX file that does not belong to the model is refused in one line.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from csmvanet.checkpoint import save_checkpoint
+from csmvanet.enhance import Enhancer, ModelFileError
+from csmvanet.metrics import si_sdr
+from csmvanet.nets import build_model
+from csmvanet.synthetic import noise, speech_like
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'csmvanet[onnx]'")
+pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'csmvanet[onnx]'")
+
+PY = sys.executable
+SR = 16000
+CFG = {"model": {"channels": [8, 16], "num_conformers": 1, "heads": 2, "ff_mult": 2, "conv_kernel": 7,
+                 "dropout": 0.0, "rel_pos_clamp": 200}}
+
+
+def _exp(path: Path, seed: int) -> Path:
+    path.mkdir(parents=True)
+    torch.manual_seed(seed)
+    (path / "config.yaml").write_text(yaml.safe_dump(CFG))
+    save_checkpoint(build_model(CFG).state_dict(), path / "valid.loss.ave.pth")
+    return path
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory) -> Path:
+    return _exp(tmp_path_factory.mktemp("exp") / "a", 0)
+
+
+@pytest.fixture(scope="module")
+def noisy() -> np.ndarray:
+    s, _ = speech_like(3, seconds=6.0, sr=SR)
+    n = noise("babble", 4, seconds=6.0, sr=SR)
+    return (s + 0.5 * n * np.std(s) / np.std(n)).astype(np.float32)
+
+
+def test_onnxruntime_backend_matches_torch_through_the_chunking(exp, noisy):
+    torch.set_num_threads(1)
+    ref = Enhancer.from_pretrained(exp, segment_seconds=2.5, overlap_seconds=0.5)   # 6 s: several chunks
+    ort = Enhancer.from_pretrained(exp, segment_seconds=2.5, overlap_seconds=0.5, backend="onnxruntime")
+    y_ref, v_ref = ref.enhance(noisy, SR, limit=False)
+    y, v = ort.enhance(noisy, SR, limit=False)
+    assert y.shape == y_ref.shape == noisy.shape and v.shape == v_ref.shape
+    assert si_sdr(y_ref, y) >= 40.0
+    assert np.max(np.abs(v - v_ref)) < 1e-4
+    # stereo in one batch, at another rate: the same as torch too
+    st = np.stack([noisy, noisy[::-1].copy()], axis=1)[: 4 * SR]
+    assert si_sdr(ref.enhance(st, SR)[0][:, 1], ort.enhance(st, SR)[0][:, 1]) >= 40.0
+
+
+def test_int8_backend_is_quantised_and_close(exp, noisy):
+    torch.set_num_threads(1)
+    ref = Enhancer.from_pretrained(exp)
+    q = Enhancer.from_pretrained(exp, backend="torch-int8")
+    linears = [m for m in q.runner.model.bottleneck.modules() if type(m).__name__ == "Linear"]   # 2 blocks x 7
+    assert len(linears) == 14 and all(".quantized.dynamic." in type(m).__module__ for m in linears)
+    assert type(q.model.bottleneck[0].time.ff1.net[1]) is torch.nn.Linear     # the fp32 model is left alone
+    y_ref, v_ref = ref.enhance(noisy, SR, limit=False)
+    y, v = q.enhance(noisy, SR, limit=False)
+    assert not np.array_equal(y, y_ref)
+    assert si_sdr(y_ref, y) >= 20.0 and np.max(np.abs(v - v_ref)) < 0.05
+
+
+def test_export_cli_and_enhance_with_the_file(exp, noisy, tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    p = subprocess.run([PY, "-m", "csmvanet.bin.export", "--model", str(exp), "--out", str(onnx_file)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert onnx_file.stat().st_size > 10000 and '"vad_logits"' in p.stdout
+    assert [f.name for f in tmp_path.iterdir()] == ["m.onnx"]          # no temporary file left
+    import onnx
+
+    graph = onnx.load(str(onnx_file)).graph
+    assert graph.input[0].type.tensor_type.shape.dim[2].dim_param == "frames"     # dynamic time axis
+    assert [o.name for o in graph.output] == ["ri", "vad_logits"]
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "x.wav", noisy, SR)
+    outs = {}
+    for backend, extra in (("torch", []), ("onnxruntime", ["--onnx", str(onnx_file)])):
+        out = tmp_path / backend
+        p = subprocess.run([PY, "-m", "csmvanet.bin.enhance", "--model", str(exp), str(src), "--output_dir", str(out),
+                            "--backend", backend, *extra, "--output_subtype", "FLOAT", "--num_threads", "1",
+                            "--no_progress", "--vad_dir", str(out / "vad")], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        outs[backend] = sf.read(out / "x.wav")[0]
+        assert (out / "vad" / "segments").read_text() == (tmp_path / "torch" / "vad" / "segments").read_text()
+    assert si_sdr(outs["torch"], outs["onnxruntime"]) >= 40.0
+
+
+def test_onnx_file_of_other_weights_or_not_onnx_is_refused(exp, tmp_path):
+    other = _exp(tmp_path / "b", 1)
+    wrong = tmp_path / "other.onnx"
+    subprocess.run([PY, "-m", "csmvanet.bin.export", "--model", str(other), "--out", str(wrong)], check=True,
+                   capture_output=True)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    for f, hint in ((wrong, "was not exported from these weights"), (junk, "not an ONNX model"),
+                    (tmp_path / "missing.onnx", "no such ONNX file")):
+        with pytest.raises(ModelFileError, match=hint):
+            Enhancer.from_pretrained(exp, backend="onnxruntime", onnx_path=f)
+        p = subprocess.run([PY, "-m", "csmvanet.bin.enhance", "--model", str(exp), str(tmp_path), "--output_dir",
+                            str(tmp_path / "o"), "--backend", "onnxruntime", "--onnx", str(f)],
+                           capture_output=True, text=True)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert p.stderr.strip().splitlines()[-1].startswith(f"csmvanet-enhance: error: {f}: ")
+    p = subprocess.run([PY, "-m", "csmvanet.bin.export", "--model", str(exp), "--out", str(tmp_path / "x.pth")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "must end in .onnx" in p.stderr and "Traceback" not in p.stderr
