@@ -129,7 +129,8 @@ def test_a_killed_simulation_leaves_nothing_trusted(mini_run, tmp_path):
         if len(list((work / "dump").rglob("*.wav"))) > 20:
             break
         time.sleep(0.05)
-    assert p.poll() is None, "stage 2 ended before it could be killed"
+    if p.poll() is not None:
+        raise AssertionError("stage 2 ended before it could be killed: " + p.communicate()[0][-3000:])
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     for part in ("train", "valid", "test"):
