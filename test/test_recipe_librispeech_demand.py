@@ -186,3 +186,32 @@ def test_stage0_with_corpora_present_does_nothing_and_offline_fails_fast(corpora
         zip_name = "SCAFE_48k" if e == "SCAFE" else f"{e}_16k"
         assert f"http://127.0.0.1:9/{zip_name}.zip" in msg, msg
     assert "LIBRISPEECH" in msg and "DEMAND" in msg and "db.sh" in msg
+
+
+def test_stage1_resamples_a_48k_demand_copy_and_says_so(corpora, tmp_path):
+    """A DEMAND copy of one's own with SCAFE at 48 kHz (as upstream ships it): stage 1 resamples the
+    channel it uses (soxr, as stage 0 does) into the data dir, leaves the corpus alone, and says so."""
+    from corpora import make_demand
+    from csmvanet.audio import resample
+
+    libri, demand16, _ = corpora
+    demand = tmp_path / "DEMAND"
+    for env in DEMAND_ENVS:
+        if env != "SCAFE":
+            (demand / env).mkdir(parents=True)
+            (demand / env / "ch01.wav").symlink_to(demand16 / env / "ch01.wav")
+    make_demand(demand, envs=("SCAFE",), channels=1, sr=48000)
+    corpus_before = (demand / "SCAFE" / "ch01.wav").read_bytes()
+    out = tmp_path / "data"
+    res = run_recipe("--stage", 1, "--stop_stage", 1, "--librispeech_root", libri, "--demand_root", demand,
+                     "--datadir", out)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f"{demand / 'SCAFE' / 'ch01.wav'} is at 48000 Hz: resampled to 16000 Hz" in res.stdout
+    wav = read_scp(out / "noise_train" / "wav.scp")
+    got, sr = read_audio(wav["SCAFE_ch01"])
+    assert sr == 16000 and Path(wav["SCAFE_ch01"]).is_relative_to(out)
+    x48, _ = read_audio(demand / "SCAFE" / "ch01.wav")
+    want = resample(x48, 48000, 16000)
+    assert got.shape == want.shape and np.max(np.abs(got - want)) <= 1.0 / 32768 + 1e-6
+    assert int(read_scp(out / "noise_train" / "utt2num_samples")["SCAFE_ch01"]) == got.shape[0]
+    assert (demand / "SCAFE" / "ch01.wav").read_bytes() == corpus_before

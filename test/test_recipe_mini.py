@@ -67,22 +67,25 @@ def table_row(results: str, name: str) -> list[str]:
 def test_stages_0_to_5_write_results_with_noisy_and_enhanced_rows(mini_run):
     out, log = mini_run
     for n in range(6):
-        assert re.search(rf"\(run\.sh:\d+\) stage {n}:", log), f"stage {n} did not log"
-    results = (out / "exp" / "train" / "RESULTS.md").read_text()
+        assert re.search(rf"\(run\.sh:\d+\) Stage {n}:", log), f"stage {n} did not log"
+    results = (out / "exp" / "csmvanet_train" / "RESULTS.md").read_text()
     header = table_row(results, "System")
     assert header[1:] == ["PESQ", "STOI", "CSIG", "CBAK", "COVL", "segSNR", "SI-SDR", "VAD F1"]
-    noisy, enh = table_row(results, "Noisy"), table_row(results, "egs/mini: train")
+    noisy, enh = table_row(results, "Noisy"), table_row(results, "csmvanet_train")
     assert noisy[-1] == "n/a" and 0.0 <= float(enh[-1]) <= 1.0
     # Even one short epoch must make the test mixtures cleaner.
     assert float(enh[7]) > float(noisy[7]) + 1.0, f"SI-SDR: noisy {noisy[7]}, enhanced {enh[7]}"
     assert "git:" in results and "torch:" in results
     for fig in re.findall(r"\]\(([^)]+\.png)\)", results):
-        assert (out / "exp" / "train" / fig).is_file(), fig
+        assert (out / "exp" / "csmvanet_train" / fig).is_file(), fig
+    # the validation set is enhanced and scored too, and RESULTS.md holds both sets
+    assert "# Set test:" in results and "# Set valid:" in results
+    assert (out / "exp" / "csmvanet_train" / "enhanced_valid" / "scoring" / "RESULTS.md").is_file()
 
 
 def test_test_set_is_disjoint_from_training(mini_run):
     out, _ = mini_run
-    data = out / "data"
+    data = out / "dump"
     train_spk = set(read_scp(data / "train" / "utt2spk").values())
     valid_spk = set(read_scp(data / "valid" / "utt2spk").values())
     test_spk = set(read_scp(data / "test" / "utt2spk").values())
@@ -103,11 +106,11 @@ def test_rerunning_stages_gives_the_same_outputs(mini_run):
     out, _ = mini_run
     dirs = [out / "corpus", out / "data", out / "dump"]
     first = tree_digest(*dirs)
-    enh_first = tree_digest(out / "exp" / "train" / "enhanced_test")
+    enh_first = tree_digest(out / "exp" / "csmvanet_train" / "enhanced_test")
     run(out, "--stage", "0", "--stop_stage", "2")
     assert tree_digest(*dirs) == first
     run(out, "--stage", "4", "--stop_stage", "4")
-    second = tree_digest(out / "exp" / "train" / "enhanced_test")
+    second = tree_digest(out / "exp" / "csmvanet_train" / "enhanced_test")
     assert {k: v for k, v in second.items() if "/scoring/" not in k} == \
         {k: v for k, v in enh_first.items() if "/scoring/" not in k}
 
@@ -126,11 +129,12 @@ def test_a_killed_simulation_leaves_nothing_trusted(mini_run, tmp_path):
         if len(list((work / "dump").rglob("*.wav"))) > 20:
             break
         time.sleep(0.05)
-    assert p.poll() is None, "stage 2 ended before it could be killed"
+    if p.poll() is not None:
+        raise AssertionError("stage 2 ended before it could be killed: " + p.communicate()[0][-3000:])
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     for part in ("train", "valid", "test"):
-        assert not (work / "data" / part).exists(), f"a killed stage 2 left data/{part}"
+        assert not (work / "dump" / part).exists(), f"a killed stage 2 left dump/{part}"
     run(work, "--stage", "2", "--stop_stage", "2")
     again = tree_digest(work / "data", work / "dump")
     # lists that hold absolute paths differ by the folder; everything else must be the same bytes

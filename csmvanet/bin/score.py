@@ -8,6 +8,8 @@ Split:  add --job J --num_jobs N: score the J-th of N contiguous shares of the k
           (no report, missing/extra not checked: the merge does that).
 Merge:  csmvanet-score --merge D1 D2 ... --out_dir D --ref_scp ... --enh_scp ... [same options]
           joins the job folders, checks the full lists and writes the report.
+Collect: csmvanet-score --collect SET=D1 SET=D2 ... --out_dir E [--title T]
+          one E/RESULTS.md for several scored sets: a summary table, then each set's report.
 
 Per-utterance files go to D/enhanced/<metric> and D/noisy/<metric> (`utt value`), problems to
 D/errors, D/warnings, D/missing, D/extra; D/RESULTS.md and D/figures/ hold the report.
@@ -33,8 +35,8 @@ def _bool(v: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csmvanet-score", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ref_scp", required=True, type=Path, help="clean references (spk1.scp)")
-    p.add_argument("--enh_scp", required=True, type=Path, help="enhanced wavs (utt path)")
+    p.add_argument("--ref_scp", type=Path, help="clean references (spk1.scp); required unless --collect")
+    p.add_argument("--enh_scp", type=Path, help="enhanced wavs (utt path); required unless --collect")
     p.add_argument("--out_dir", required=True, type=Path)
     p.add_argument("--noisy_scp", type=Path, help="noisy inputs (wav.scp): scored as the 'Noisy' row")
     p.add_argument("--vad_ref_scp", type=Path, help="VAD labels (kaldiio int32 per frame)")
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_jobs", type=int, default=None, help="number of split jobs")
     p.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
                    help="merge the scoring folders of split jobs into --out_dir and report")
+    p.add_argument("--collect", nargs="+", metavar="SET=DIR",
+                   help="write OUT_DIR/RESULTS.md from the scoring folders of several sets")
     p.add_argument("--report", type=_bool, default=True, help="write RESULTS.md (true|false)")
     p.add_argument("--figures", type=_bool, default=True, help="example PNGs in the report")
     p.add_argument("--progress", type=_bool, default=True, help="tqdm progress bar")
@@ -73,6 +77,12 @@ def _main(argv=None) -> int:
     from csmvanet.metrics.score import ScoreInputs, ScoreOptions, merge_dirs, score_lists
 
     prog = "csmvanet-score"
+    if args.collect:
+        return collect(prog, args)
+    for name in ("ref_scp", "enh_scp"):
+        if getattr(args, name) is None:
+            print(f"{prog}: --{name} is required (unless --collect)", file=sys.stderr)
+            return 2
     if (args.vad_ref_scp is None) != (args.vad_hyp_scp is None):
         print(f"{prog}: --vad_ref_scp and --vad_hyp_scp go together", file=sys.stderr)
         return 2
@@ -151,6 +161,33 @@ def _main(argv=None) -> int:
     log.info("scored %d utterances, %d errors%s", len(results) - len(errors), len(errors),
              "" if is_job else f", {len(missing)} missing, {len(extra)} extra")
     return 1 if failed else 0
+
+
+def collect(prog: str, args) -> int:
+    """--collect SET=DIR ...: one RESULTS.md in --out_dir for the scored sets."""
+    from csmvanet.metrics.report import write_sets_report
+
+    if args.merge or args.job is not None:
+        print(f"{prog}: --collect excludes --merge and --job", file=sys.stderr)
+        return 2
+    sets = []
+    for item in args.collect:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            print(f"{prog}: --collect {item!r}: expected SET=DIR", file=sys.stderr)
+            return 2
+        if not Path(folder).is_dir():
+            print(f"{prog}: --collect {item}: no such folder: {folder}", file=sys.stderr)
+            return 1
+        sets.append((name, Path(folder)))
+    names = [n for n, _ in sets]
+    if len(set(names)) != len(names):
+        print(f"{prog}: --collect: a set is named twice: {' '.join(names)}", file=sys.stderr)
+        return 2
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    path = write_sets_report(args.out_dir, sets, args.title)
+    print(f"{prog}: wrote {path} ({len(sets)} sets: {' '.join(names)})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -418,3 +418,45 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
     path = out_dir / "RESULTS.md"
     atomic_write_text(path, "\n".join(md))
     return path
+
+
+def write_sets_report(out_dir: Path, sets: list[tuple[str, Path]], title: str) -> Path:
+    """out_dir/RESULTS.md for several scored sets (``[(set name, scoring folder)]``, in order): a
+    summary table (Table I columns, the Noisy and the enhanced row of every set), then each set's
+    own RESULTS.md with its figure links made relative to out_dir. A set whose folder holds no
+    report (scoring failed before writing it) is named in the summary as not scored."""
+    import os
+
+    out_dir = Path(out_dir)
+    head = "| Set | System | Utterances | " + " | ".join(lab for lab, _, _ in TABLE1) + " |"
+    rows = [head, "|---|---|---:|" + "---:|" * len(TABLE1)]
+    sections = []
+    for name, folder in sets:
+        folder = Path(folder)
+        summary_file, report_file = folder / "summary.yaml", folder / "RESULTS.md"
+        if not (summary_file.is_file() and report_file.is_file()):
+            rows.append(f"| {name} | not scored: no {report_file} | | " + " | ".join("-" for _ in TABLE1) + " |")
+            continue
+        summary = yaml.safe_load(summary_file.read_text()) or {}
+        means = summary.get("means") or {}
+        for system, label in (("noisy", "Noisy"), ("enhanced", summary.get("title", title))):
+            if system not in means:
+                continue
+            m = means[system] or {}
+            cells = ["n/a" if system == "noisy" and key.startswith("vad") else
+                     _fmt(m.get(key), dec) for _, key, dec in TABLE1]
+            rows.append(f"| {name} | {label} | {m.get('num_utts', '-')} | " + " | ".join(cells) + " |")
+        rel = Path(os.path.relpath(folder, out_dir)).as_posix()
+        text = report_file.read_text().replace("](figures/", f"]({rel}/figures/")
+        lines = text.splitlines()
+        if lines and lines[0].startswith("# "):
+            lines[0] = f"# Set {name}: {lines[0][2:]} (`{rel}/`)"
+        sections.append("\n".join(lines).rstrip())
+    names = ", ".join(name for name, _ in sets)
+    md = [f"# {title}: results on {names}", "",
+          "## Summary (mean over the utterances of each set)", "", "\n".join(rows), "",
+          "Each set's full report follows (environment, utterance counts, Table I/II layouts, VAD, "
+          "figures, config); per-utterance scores are in its scoring folder.", ""]
+    path = out_dir / "RESULTS.md"
+    atomic_write_text(path, "\n".join(md + ["\n\n".join(sections), ""]))
+    return path

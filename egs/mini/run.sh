@@ -3,93 +3,62 @@
 #
 #   ./run.sh [--stage 0] [--stop_stage 5] [--nj 2] [--train_args "--train.epochs 2"] ...
 #
-#   0  make the corpus (speech-like utterances of 9 speakers, 6 noise types)   -> corpus/
-#   1  data prep: speech lists by speaker split, noise lists                    -> data/speech_*, data/noise_*
-#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels -> data/{train,valid,test}, dump/
-#   3  train                                                                   -> exp/<tag>/
-#   4  enhance the test set                                                    -> exp/<tag>/enhanced_test/
-#   5  score                                                                   -> exp/<tag>/RESULTS.md
+#   0  make the corpus (speech-like utterances of 9 speakers, 6 noise types)    local/download.sh     -> corpus/
+#   1  data prep: speech lists by speaker split, noise lists                     local/data_prep.sh    -> data/
+#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  local/prepare_dump.sh -> dump/
+#   3  train                                                                    steps/train.sh        -> exp/<tag>/
+#   4  enhance the valid and test sets                                          steps/decode.sh       -> exp/<tag>/enhanced_<set>/
+#   5  score them                                                               steps/score_sets.sh   -> exp/<tag>/RESULTS.md
 set -euo pipefail
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
+  echo "$0: run this from its folder (egs/mini): utils/ and steps/ must be here" >&2
+  exit 1
+fi
+. steps/recipe.sh                 # the options every recipe has (./run.sh --help lists them all)
 
-stage=0
-stop_stage=5
-nj=2                          # parallel jobs for simulation, decoding and scoring
-ngpu=0                        # 0: CPU; >1: DDP through torchrun
-corpus=corpus                 # stage 0 writes it here
-utts_per_speaker=20
-num_train=600                 # 2 s training mixtures
-train_snrs=uniform:-5:10      # dB
-test_snrs=-5,0,5              # dB, one drawn per test utterance
-seed=1
-train_config=conf/train.yaml
-train_args=""                 # overrides for csmvanet-train, e.g. "--train.epochs 1"
-tag=""                        # experiment name; default: the config's name
-datadir=data
-dumpdir=dump
-expdir=exp
+nj=2                              # parallel jobs: simulation, VAD labels, enhancement, scoring
+ngpu=0                            # GPUs for training (0: CPU; N > 1: DDP through torchrun)
+corpus=corpus                     # stage 0 writes the corpus here
+utts_per_speaker=20               # utterances per speaker of the corpus
+num_train=600                     # 2 s training mixtures
+train_snrs=uniform:-5:10          # training SNRs in dB
+test_snrs=-5,0,5                  # valid/test SNRs in dB, one drawn per utterance
+seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
+train_config=conf/train.yaml      # the mini config (a small CSM-VANet)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
 
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--train_args \"...\"] [--tag T]"
 . ./path.sh
 . ./cmd.sh
-. utils/parse_options.sh
+recipe_init "$@"
 
-[ -n "$tag" ] || tag=$(basename "$train_config" .yaml)
-exp=$expdir/$tag
-
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "stage 0: embedded corpus -> $corpus"
-  python local/make_corpus.py "$corpus" --utts_per_speaker "$utts_per_speaker"
+if run_stage 0 "embedded corpus -> $corpus"; then
+  local/download.sh --utts_per_speaker "$utts_per_speaker" "$corpus"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "stage 1: data prep -> $datadir"
+if run_stage 1 "data prep -> $datadir"; then
   local/data_prep.sh "$corpus" "$datadir"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "stage 2: simulation and VAD labels"
-  # training: 2 s clips, SNR drawn from $train_snrs; validation: whole utterances of the held-out
-  # speaker with training noises; test: whole utterances of unseen speakers with unseen noises.
-  # Each data dir is built under a temporary name and renamed once it validates, so a killed run
-  # leaves nothing a later stage would trust (the audio is written atomically file by file and is
-  # the same on every run: the simulation is a pure function of the spec and the seed).
-  for part in train valid test; do
-    case $part in
-      train) noise=noise_train; opts=(--num "$num_train" --length 2 --snrs "$train_snrs" --seed "$seed") ;;
-      valid) noise=noise_train; opts=(--snrs "$test_snrs" --seed "$((seed + 1))") ;;
-      test)  noise=noise_test;  opts=(--snrs "$test_snrs" --seed "$((seed + 2))") ;;
-    esac
-    tmp=$datadir/.tmp.$part
-    rm -rf "$tmp"
-    csmvanet-simulate --make_spec --speech_scp "$datadir/speech_$part/wav.scp" \
-      --speech_utt2spk "$datadir/speech_$part/utt2spk" \
-      --noise_scp "$datadir/$noise/wav.scp" --noise2type "$datadir/$noise/utt2noise" \
-      "${opts[@]}" --spec "$tmp/spec.tsv" \
-      --out_wav_dir "$dumpdir/$part" --data_dir "$tmp" --nj "$nj" --quiet
-    # VAD labels live beside the audio in dump/ (the scp holds the ark's absolute path).
-    csmvanet-vad-labels --scp "$tmp/spk1.scp" --out_dir "$dumpdir/$part/vad" --config conf/vad.yaml \
-      --stft_config "$train_config" --nj "$nj" --quiet
-    cp "$dumpdir/$part/vad/vad_labels.scp" "$dumpdir/$part/vad/frame_shift" "$tmp/"
-    utils/validate_data_dir.sh "$tmp"
-    rm -rf "$datadir/$part" && mv "$tmp" "$datadir/$part"
+if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
+  local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
+    --num_train "$num_train" --train_snrs "$train_snrs" --test_snrs "$test_snrs" --seed "$seed" \
+    "$datadir" "$dumpdir"
+fi
+
+if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --train_args "$train_args" \
+    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+fi
+
+if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+  for x in $valid_set $test_sets; do
+    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
   done
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "stage 3: train $train_config -> $exp"
-  steps/train.sh --cmd "$cuda_cmd" --ngpu "$ngpu" --train_args "$train_args" \
-    "$train_config" "$datadir/train" "$datadir/valid" "$exp"
+if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
+  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
+    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
 fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "stage 4: enhance $datadir/test -> $exp/enhanced_test"
-  steps/decode.sh --nj "$nj" --cmd "$decode_cmd" "$datadir/test" "$exp" "$exp/enhanced_test"
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "stage 5: score -> $exp/RESULTS.md"
-  steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "egs/mini: $tag" --report_copy "$exp/RESULTS.md" \
-    "$datadir/test" "$exp/enhanced_test"
-  log "done: $exp/RESULTS.md"
-fi
+log "Done (stages $stage-$stop_stage)"

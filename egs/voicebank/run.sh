@@ -4,122 +4,62 @@
 #   ./run.sh                                   # stages 0-5 with the paper's config (conf/train.yaml)
 #   ./run.sh --stage 3 --train_config conf/tuning/train_wo_msgc.yaml   # a Table I ablation
 #   ./run.sh --stage 3 --train_args "--train.epochs 10" --tag quick    # overrides of the config
+#   ./run.sh --skip_train true --inference_model valid.loss.best.pth   # decode and score another model
 #
-# Stages: 0 download, 1 data dirs, 2 resample to 16 kHz + VAD labels, 3 train, 4 enhance the test
-# set, 5 score -> $expdir/<tag>/RESULTS.md. Run it from this folder. See README.md.
+# Stages: 0 download (local/download.sh), 1 data dirs (local/data_prep.sh), 2 resample to 16 kHz +
+# VAD labels (local/prepare_dump.sh), 3 train, 4 enhance the valid and test sets, 5 score them ->
+# $expdir/<tag>/RESULTS.md. Run it from this folder. See README.md.
 set -euo pipefail
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-
-stage=0
-stop_stage=5
-nj=8                              # parallel jobs: resampling, VAD labels, enhancement, scoring
-datadir=data                      # stage 1: data dirs at 48 kHz pointing into the corpus
-dumpdir=dump                      # stage 2: 16 kHz audio + the data dirs used from then on
-expdir=exp
-fs=16000
-train_config=conf/train.yaml      # the paper's config; ablations: conf/tuning/*.yaml
-train_args=                       # extra csmvanet-train options, e.g. "--train.epochs 10"
-tag=                              # experiment name (default: csmvanet_<config name>)
-ngpu=1                            # GPUs per node for training (0: CPU)
-num_nodes=1                       # nodes for training (Slurm)
-decode_ngpu=0                     # 1: enhance on a GPU (--device cuda, one per job)
-enhance_args=                     # extra csmvanet-enhance options
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
-published=conf/published.yaml     # the paper's rows shown in RESULTS.md, marked 'published'
-check_md5=true
-valid_speakers="p226 p287"
-test_speakers="p232 p257"
-
-if [ ! -e utils/parse_options.sh ] || [ ! -e steps/train.sh ]; then
+if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
   echo "$0: run this from its folder (egs/voicebank): utils/ and steps/ must be here" >&2
   exit 1
 fi
+. steps/recipe.sh                 # the options every recipe has (./run.sh --help lists them all)
+
+nj=8                              # parallel jobs: resampling, VAD labels, enhancement, scoring
+fs=16000                          # sample rate of everything from stage 2 on
+train_config=conf/train.yaml      # the paper's config; ablations: conf/tuning/*.yaml
+num_nodes=1                       # nodes for training (Slurm)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+published=conf/published.yaml     # the paper's rows shown in the test set's table, marked 'published'
+check_md5=true                    # check the md5 sums of the downloaded zips
+valid_speakers="p226 p287"        # training speakers held out for validation
+test_speakers="p232 p257"         # the test set's speakers
+
 . ./path.sh
 . ./cmd.sh
 . ./db.sh
 voicebank_root=$VOICEBANK         # corpus root (db.sh: VOICEBANK)
-help_message=$(sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//')
-. utils/parse_options.sh
-if [ $# -ne 0 ]; then
-  echo "$0: unexpected arguments: $*" >&2
-  exit 1
-fi
+recipe_init "$@"
 
-[ -n "$tag" ] || tag=csmvanet_$(basename "${train_config%.*}")
-exp=$expdir/$tag
-
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "Stage 0: VoiceBank+DEMAND into $voicebank_root (skipped where present)"
+if run_stage 0 "VoiceBank+DEMAND into $voicebank_root (skipped where present)"; then
   local/download.sh --check_md5 "$check_md5" "$voicebank_root"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: data dirs $datadir/{train,valid,test} (valid: $valid_speakers; test: $test_speakers)"
+if run_stage 1 "data dirs $datadir/{train,valid,test} (valid: $valid_speakers; test: $test_speakers)"; then
   local/data_prep.sh --valid_speakers "$valid_speakers" --test_speakers "$test_speakers" \
     "$voicebank_root" "$datadir"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: resample 48 kHz -> $fs Hz (soxr) into $dumpdir, VAD labels"
-  # VAD frames = model frames: the stft section of the training config + the settings of $vad_config.
-  mkdir -p "$dumpdir"
-  python3 - "$train_config" "$vad_config" "$dumpdir/vad_labels.yaml" <<'PY'
-import sys
-from csmvanet.config import dump_config, load_config
-from csmvanet.fileio import atomic_write_text
-train, vad = load_config(sys.argv[1]), load_config(sys.argv[2])
-atomic_write_text(sys.argv[3], dump_config({"stft": train.get("stft") or {},
-                                            "vad_labels": vad.get("vad_labels", vad) or {}}))
-PY
-  for x in train valid test; do
-    src=$datadir/$x
-    dst=$dumpdir/$x
-    mkdir -p "$dst/log"
-    $train_cmd --num-threads "$nj" "$dst/log/resample_noisy.log" \
-      csmvanet-resample --quiet --nj "$nj" --fs "$fs" --scp "$src/wav.scp" --out_dir "$dst/wav/noisy" \
-        --out_scp "$dst/wav.scp" --utt2num_samples "$dst/utt2num_samples"
-    $train_cmd --num-threads "$nj" "$dst/log/resample_clean.log" \
-      csmvanet-resample --quiet --nj "$nj" --fs "$fs" --scp "$src/spk1.scp" --out_dir "$dst/wav/clean" \
-        --out_scp "$dst/spk1.scp"
-    for f in utt2spk spk2utt text utt2noise utt2snr; do
-      rm -f "$dst/$f"
-      if [ -f "$src/$f" ]; then cp "$src/$f" "$dst/$f"; fi
-    done
-    $train_cmd --num-threads "$nj" "$dst/log/vad_labels.log" \
-      csmvanet-vad-labels --quiet --nj "$nj" --config "$dumpdir/vad_labels.yaml" --scp "$dst/spk1.scp" \
-        --out_dir "$dst"
-    utils/validate_data_dir.sh --fs "$fs" --stft-config "$dumpdir/vad_labels.yaml" \
-      --require "wav.scp spk1.scp utt2spk spk2utt utt2num_samples vad_labels.scp frame_shift" "$dst"
+if run_stage 2 "resample 48 kHz -> $fs Hz (soxr) into $dumpdir, VAD labels"; then
+  local/prepare_dump.sh --nj "$nj" --cmd "$train_cmd" --fs "$fs" --train_config "$train_config" \
+    --vad_config "$vad_config" --sets "$train_set $valid_set $test_sets" "$datadir" "$dumpdir"
+fi
+
+if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
+    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+fi
+
+if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+  for x in $valid_set $test_sets; do
+    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
   done
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: train $exp with $train_config ${train_args:+(overrides: $train_args)}"
-  if [ "$ngpu" -gt 0 ]; then cmd=$cuda_cmd; else cmd=$train_cmd; fi
-  steps/train.sh --cmd "$cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
-    "$train_config" "$dumpdir/train" "$dumpdir/valid" "$exp"
-fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: enhance $dumpdir/test -> $exp/enhanced_test"
-  if [ "$decode_ngpu" -gt 0 ]; then
-    steps/decode.sh --nj "$nj" --cmd "$cuda_cmd --gpu 1" --enhance_args "--device cuda $enhance_args" \
-      "$dumpdir/test" "$exp" "$exp/enhanced_test"
-  else
-    steps/decode.sh --nj "$nj" --cmd "$decode_cmd" --enhance_args "$enhance_args" \
-      "$dumpdir/test" "$exp" "$exp/enhanced_test"
-  fi
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: score $exp/enhanced_test against $dumpdir/test"
-  score_ok=true
-  steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
-    --report_copy "$exp/RESULTS.md" "$dumpdir/test" "$exp/enhanced_test" || score_ok=false
-  log "Results: $exp/RESULTS.md"
-  $score_ok || { log "some utterances were not scored: see $exp/enhanced_test/scoring/"; exit 1; }
+if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
+  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
+    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
 fi
 log "Done (stages $stage-$stop_stage)"

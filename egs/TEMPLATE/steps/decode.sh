@@ -13,6 +13,8 @@
 # best epochs), or a path to a packed model / weights file (then used instead of <exp_dir>).
 # --enhance_args: extra csmvanet-enhance options, e.g. "--device cuda --segment_seconds 6" or
 # "--vad_threshold 0.6 --min_speech 0.3". Each job runs with --num_threads 1 unless overridden there.
+# --use_gpu true: each job gets one GPU (--gpu 1 to $cmd) and enhances with --device cuda.
+# Every option and input is checked before anything of an earlier run in <enh_dir> is removed.
 # Exit status non-zero if any utterance could not be enhanced (the merged lists hold the others).
 set -euo pipefail
 
@@ -20,7 +22,8 @@ nj=4
 cmd=utils/run.pl
 model=valid.loss.ave.pth
 enhance_args=
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--model valid.loss.ave.pth] [--enhance-args \"...\"] <data_dir> <exp_dir> <enh_dir>
+use_gpu=false
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--model valid.loss.ave.pth] [--use-gpu false] [--enhance-args \"...\"] <data_dir> <exp_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -33,7 +36,11 @@ data=$1
 exp=$2
 dir=$3
 
+case "$nj" in ''|*[!0-9]*|0) echo "$0: --nj must be a positive number, not '$nj'" >&2; exit 1 ;; esac
+[ -n "$cmd" ] || { echo "$0: --cmd is empty" >&2; exit 1; }
+[ -n "$model" ] || { echo "$0: --model is empty" >&2; exit 1; }
 [ -f "$data/wav.scp" ] || { echo "$0: no such file: $data/wav.scp" >&2; exit 1; }
+if [ -e "$dir" ] && [ ! -d "$dir" ]; then echo "$0: $dir exists and is not a directory" >&2; exit 1; fi
 if [ -f "$model" ]; then
   model_opts=(--model "$model")                      # a packed model or weights file path
 else
@@ -45,6 +52,10 @@ fi
 num_utts=$(grep -c . "$data/wav.scp" || true)
 [ "$num_utts" -gt 0 ] || { echo "$0: $data/wav.scp is empty" >&2; exit 1; }
 [ "$nj" -gt "$num_utts" ] && nj=$num_utts
+if $use_gpu; then
+  cmd="$cmd --gpu 1"
+  enhance_args="--device cuda $enhance_args"
+fi
 
 rm -rf "$dir/split" "$dir/enhanced.scp" "$dir/vad_prob.scp" "$dir/segments" "$dir/vad.rttm"
 mkdir -p "$dir/split" "$dir/log" "$dir/wav"

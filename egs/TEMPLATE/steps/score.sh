@@ -18,7 +18,8 @@ published=        # YAML/TSV with published rows for Table I (shown marked 'publ
 pesq_mode=        # wb or nb (default: wb at 16 kHz, nb at 8 kHz)
 figures=true      # example spectrogram/VAD PNGs in the report
 report_copy=      # also write the report to this file (e.g. exp/<tag>/RESULTS.md), figure links kept valid
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--report-copy FILE] <data_dir> <enh_dir>
+score_opts=       # extra csmvanet-score options (every job and the merge), e.g. "--vad_threshold 0.6"
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -31,10 +32,16 @@ data=$1
 enh=$2
 dir=$enh/scoring
 
+# Every check before anything is removed or written.
+case "$nj" in ''|*[!0-9]*|0) echo "$0: --nj must be a positive number, not '$nj'" >&2; exit 1 ;; esac
+case "$pesq_mode" in ''|wb|nb) ;; *) echo "$0: --pesq_mode must be wb or nb, not '$pesq_mode'" >&2; exit 1 ;; esac
 for f in "$data/spk1.scp" "$enh/enhanced.scp"; do
   [ -f "$f" ] || { echo "$0: no such file: $f" >&2; exit 1; }
 done
-[ -n "$published" ] && [ ! -f "$published" ] && { echo "$0: no such file: $published" >&2; exit 1; }
+if [ -n "$published" ] && [ ! -f "$published" ]; then echo "$0: --published: no such file: $published" >&2; exit 1; fi
+if [ -n "$report_copy" ] && [ -d "$report_copy" ]; then
+  echo "$0: --report_copy $report_copy is a directory; give a file name" >&2; exit 1
+fi
 [ -n "$title" ] || title=$(basename "$(cd "$enh/.." && pwd)")
 
 opts=(--ref_scp "$data/spk1.scp" --enh_scp "$enh/enhanced.scp")
@@ -48,6 +55,8 @@ fi
 [ -f "$data/utt2snr" ] && opts+=(--utt2snr "$data/utt2snr")
 [ -f "$enh/../config.yaml" ] && opts+=(--config_file "$enh/../config.yaml")
 [ -n "$pesq_mode" ] && opts+=(--pesq_mode "$pesq_mode")
+# shellcheck disable=SC2206  # score_opts is a list of words
+opts+=($score_opts)
 
 rm -rf "$dir/split$nj"
 mkdir -p "$dir/log"

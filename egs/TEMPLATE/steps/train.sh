@@ -14,7 +14,8 @@
 # --train_args: extra csmvanet-train options, e.g. "--train.epochs 10 --optim.lr 1e-4".
 # --resume true (default): continue from <exp-dir>/checkpoint_last.pth when it exists (after a kill
 #   or a time limit); false: refuse to touch an exp dir that already holds a run.
-# An earlier <exp-dir>/train.log is kept as train.log.1, .2, ...
+# An earlier <exp-dir>/train.log is kept as train.log.1, .2, ... Every option and input is checked
+# before the exp dir is touched.
 set -euo pipefail
 
 cmd=utils/run.pl
@@ -56,17 +57,29 @@ if [ "$(cd "$train_dir" && pwd -P)" = "$(cd "$valid_dir" && pwd -P)" ]; then
 fi
 case "$ngpu" in ''|*[!0-9]*) echo "$0: --ngpu must be a number, not '$ngpu'" >&2; exit 1 ;; esac
 case "$num_nodes" in ''|*[!0-9]*|0) echo "$0: --num_nodes must be a positive number, not '$num_nodes'" >&2; exit 1 ;; esac
+case "$num_threads" in '') ;; *[!0-9]*|0*) echo "$0: --num_threads must be a positive number, not '$num_threads'" >&2; exit 1 ;; esac
+[ -n "$cmd" ] || { echo "$0: --cmd is empty" >&2; exit 1; }
+if [ -e "$exp_dir" ] && [ ! -d "$exp_dir" ]; then echo "$0: $exp_dir exists and is not a directory" >&2; exit 1; fi
+if [ "$num_nodes" -gt 1 ]; then  # checked here, before the exp dir is touched
+  if [ -z "${SLURM_JOB_ID:-}" ]; then
+    echo "$0: --num_nodes $num_nodes needs a Slurm allocation of $num_nodes nodes (run inside sbatch/salloc)" >&2
+    exit 1
+  fi
+  if [ "$ngpu" -lt 1 ]; then
+    echo "$0: --num_nodes > 1 trains on GPUs: give --ngpu (GPUs per node)" >&2
+    exit 1
+  fi
+fi
+if [ -f "$exp_dir/checkpoint_last.pth" ] && [ "$resume" != true ]; then
+  echo "$0: $exp_dir already holds a training run (checkpoint_last.pth); use --resume true or another exp dir" >&2
+  exit 1
+fi
 
 mkdir -p "$exp_dir"
 resume_opt=
 if [ -f "$exp_dir/checkpoint_last.pth" ]; then
-  if [ "$resume" = true ]; then
-    resume_opt=--resume
-    echo "$0: resuming from $exp_dir/checkpoint_last.pth"
-  else
-    echo "$0: $exp_dir already holds a training run (checkpoint_last.pth); use --resume true or another exp dir" >&2
-    exit 1
-  fi
+  resume_opt=--resume
+  echo "$0: resuming from $exp_dir/checkpoint_last.pth"
 fi
 if [ -f "$exp_dir/train.log" ]; then
   n=1
@@ -88,14 +101,6 @@ args=(--config "$config" --train_dir "$train_dir" --valid_dir "$valid_dir" --exp
       --ngpu "$ngpu" $resume_opt $train_args)
 
 if [ "$num_nodes" -gt 1 ]; then
-  if [ -z "${SLURM_JOB_ID:-}" ]; then
-    echo "$0: --num_nodes $num_nodes needs a Slurm allocation of $num_nodes nodes (run inside sbatch/salloc)" >&2
-    exit 1
-  fi
-  if [ "$ngpu" -lt 1 ]; then
-    echo "$0: --num_nodes > 1 trains on GPUs: give --ngpu (GPUs per node)" >&2
-    exit 1
-  fi
   master=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
   port=${MASTER_PORT:-29500}
   echo "$0: $num_nodes nodes x $ngpu GPUs, rendezvous at $master:$port; log: $exp_dir/train.log"

@@ -12,8 +12,11 @@ noise_test, every other DEMAND environment to noise_train; the two lists never s
 DEMAND channels used: --channels (default 01: the first microphone of the array, one mono signal per
 environment; the 16 channels of an environment are near copies of the same scene).
 
-Every file's header is read: 16 kHz mono is required (resample SCAFE's 48 kHz zip first; stage 0
-does). Problems are listed, naming the file, and the exit status is then 1.
+Every file's header is read: speech must be 16 kHz mono. A DEMAND channel at another rate (SCAFE
+exists only at 48 kHz upstream; stage 0 resamples the download, a copy of one's own may not be) is
+resampled to --fs as stage 0 does (soxr, 16-bit, csmvanet.audio.resample_scp) into
+``<out>/demand_<fs>/<ENV>/chNN.wav``, with a line saying so, and the noise list points there; the
+corpus is left as it is. Problems are listed, naming the file, and the exit status is then 1.
 """
 from __future__ import annotations
 
@@ -99,6 +102,26 @@ def speech_list(base: Path, subsets: list[str], out: Path, fs: int, problems: li
     return len(wav)
 
 
+def other_rate(path: Path, env: str, ch: str, fs: int, resampled: Path, problems: list[str]) -> Path | None:
+    """path itself when it is at fs Hz (or unreadable: header() reports it); else its copy resampled
+    to fs Hz, resampled/<env>/ch<NN>.wav (None if resampling failed)."""
+    try:
+        rate = sf.info(str(path)).samplerate
+    except (sf.LibsndfileError, RuntimeError):
+        return path
+    if rate == fs:
+        return path
+    from csmvanet.audio import resample_scp
+
+    out = resampled / env / f"ch{ch}.wav"
+    _, _, failures, _ = resample_scp({f"ch{ch}": str(path)}, out.parent, fs, progress=False)
+    if failures:
+        problems.extend(f"{path}: cannot resample to {fs} Hz: {f}" for f in failures)
+        return None
+    print(f"data_prep.py: {path} is at {rate} Hz: resampled to {fs} Hz (soxr, as stage 0 does) -> {out}")
+    return out
+
+
 def noise_list(root: Path, envs: list[str], channels: list[str], out: Path, fs: int, problems: list[str]) -> None:
     wav, types, lengths = {}, {}, {}
     for env in envs:
@@ -107,6 +130,9 @@ def noise_list(root: Path, envs: list[str], channels: list[str], out: Path, fs: 
             if not p.is_file():
                 problems.append(f"{p}: missing (DEMAND environment {env}, channel {ch}; DEMAND in db.sh, "
                                 f"--demand_root; stage 0 downloads it)")
+                continue
+            p = other_rate(p, env, ch, fs, out.parent / f"demand_{fs}", problems)
+            if p is None:
                 continue
             length = header(p, fs, problems)
             if length is None:

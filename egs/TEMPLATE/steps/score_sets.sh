@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Stage 5 of the recipes: score every decoded set of an experiment with steps/score.sh, then write
+# <exp_dir>/RESULTS.md holding them all: a summary table (one Noisy and one enhanced row per set)
+# followed by each set's own report (<exp_dir>/enhanced_<set>/scoring/RESULTS.md).
+#
+#   steps/score_sets.sh [options] <data_root> <exp_dir> <test_set> [<test_set> ...]
+#
+# <data_root>/<set> is the data dir (references) and <exp_dir>/enhanced_<set> the decoded set
+# (steps/decode.sh). The test sets come first in the report, then --valid_set (no published rows:
+# the checkpoint was chosen on it). Every set is scored even when one fails; the exit status is then
+# non-zero, after RESULTS.md is written.
+set -euo pipefail
+
+nj=4
+cmd=utils/run.pl
+title=            # name of the enhanced rows (default: the experiment folder name)
+published=        # YAML/TSV with published rows, shown in the test sets' tables
+valid_set=        # the validation set, scored after the test sets
+score_opts=       # extra csmvanet-score options
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--valid_set SET] [--score_opts \"...\"] <data_root> <exp_dir> <test_set>...
+  e.g. $0 --nj 8 --valid_set valid dump exp/csmvanet_train test"
+
+. utils/parse_options.sh
+
+if [ $# -lt 3 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+data=$1
+exp=$2
+shift 2
+case "$nj" in ''|*[!0-9]*|0) echo "$0: --nj must be a positive number, not '$nj'" >&2; exit 1 ;; esac
+[ -z "$published" ] || [ -f "$published" ] || { echo "$0: --published: no such file: $published" >&2; exit 1; }
+[ -n "$title" ] || title=$(basename "$exp")
+sets=("$@")
+[ -z "$valid_set" ] || sets+=("$valid_set")
+for x in "${sets[@]}"; do  # every input before anything is scored
+  for f in "$data/$x/spk1.scp" "$exp/enhanced_$x/enhanced.scp"; do
+    [ -f "$f" ] || { echo "$0: no such file: $f (set $x; run stage 4 first)" >&2; exit 1; }
+  done
+done
+
+failed=()
+collect=()
+for x in "${sets[@]}"; do
+  opts=()
+  if [ "$x" != "$valid_set" ] && [ -n "$published" ]; then opts=(--published "$published"); fi
+  steps/score.sh --nj "$nj" --cmd "$cmd" --title "$title" --score_opts "$score_opts" "${opts[@]}" \
+    "$data/$x" "$exp/enhanced_$x" || failed+=("$x")
+  collect+=("$x=$exp/enhanced_$x/scoring")
+done
+csmvanet-score --collect "${collect[@]}" --title "$title" --out_dir "$exp"
+echo "$0: wrote $exp/RESULTS.md (sets: ${sets[*]})"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "$0: some utterances of ${failed[*]} were not scored: see $exp/enhanced_<set>/scoring/{errors,missing}" >&2
+  exit 1
+fi
