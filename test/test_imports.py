@@ -30,7 +30,8 @@ FLOORS = [
                     "csmvanet.runners"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer"]),
-    ("reports", ["csmvanet.metrics.report"]),   # RESULTS.md writer: scoring's top, nothing below reads it
+    ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
+                 "csmvanet.metrics.figures"]),  # its example figures
     ("bin", ["csmvanet.bin"]),
     ("package", ["csmvanet"]),       # csmvanet/__init__: the public face (lazy Enhancer); imported by no module
 ]

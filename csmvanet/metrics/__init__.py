@@ -4,7 +4,9 @@
   Hu & Loizou (2008), following Loizou's ``composite.m``.
 - :mod:`csmvanet.metrics.basic`: PESQ (``pesq``), STOI (``pystoi``), SI-SDR, VAD frame metrics.
 - :mod:`csmvanet.metrics.score`: scoring lists of utterances in parallel into Kaldi-style files.
-- :mod:`csmvanet.metrics.report`: RESULTS.md with the paper's table layouts and example figures.
+- :mod:`csmvanet.metrics.results`: per-utterance results and the files of a scoring folder (write, read).
+- :mod:`csmvanet.metrics.report`: RESULTS.md with the paper's table layouts.
+- :mod:`csmvanet.metrics.figures`: the example figures (spectrograms, VAD) linked from RESULTS.md.
 """
 from csmvanet.metrics.basic import pesq_score, si_sdr, stoi_score, vad_metrics
 from csmvanet.metrics.composite import composite_measures, llr_frames, segsnr_frames, wss_frames
