@@ -19,6 +19,7 @@ from csmvanet.datadir import read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
+from batch_tools import BATCH_TOOLS, batch_tool_args  # noqa: E402
 from test_score_cli import make_data  # noqa: E402
 
 FS = 16000
@@ -99,27 +100,14 @@ def _with_killer(scp: Path, key: str) -> None:
     scp.write_text("".join(f"{k} {v}\n" for k, v in sorted(entries.items())))
 
 
-@pytest.mark.parametrize("tool", ["score", "resample", "vad_labels", "simulate"])
+@pytest.mark.parametrize("tool", BATCH_TOOLS)
 def test_killed_worker_fails_fast_naming_the_job(tool, tmp_path):
     root = make_data(tmp_path, n=4)
     spk1 = root / "data" / "spk1.scp"
     _with_killer(spk1, "utt2")
-    out = tmp_path / "out"
+    args = batch_tool_args(tool, root, spk1, tmp_path / "out", tmp_path)
     if tool == "score":
-        args = ["--ref_scp", spk1, "--enh_scp", root / "exp" / "enh" / "enhanced.scp", "--out_dir", out,
-                "--progress", "false", "--report", "false"]
-    elif tool == "resample":
-        args = ["--scp", spk1, "--fs", 8000, "--out_dir", out, "--out_scp", tmp_path / "o.scp", "--quiet"]
-    elif tool == "vad_labels":
-        args = ["--scp", spk1, "--out_dir", out, "--quiet"]
-    else:
-        lengths = tmp_path / "lengths"
-        lengths.write_text("".join(f"{k} {FS}\n" for k in _scp(spk1)))
-        noise = tmp_path / "noise.scp"
-        noise.write_text(f"n1 {_scp(root / 'data' / 'wav.scp')['utt0']}\n")
-        args = ["--make_spec", "--speech_scp", spk1, "--speech_lengths", lengths, "--noise_scp", noise,
-                "--spec", tmp_path / "spec.tsv", "--snrs", "5", "--data_dir", out / "data",
-                "--out_wav_dir", out / "wav", "--quiet"]
+        args += ["--report", "false"]
     try:
         r = _cli(tool, *args, "--nj", 2, timeout=60)
     except subprocess.TimeoutExpired:

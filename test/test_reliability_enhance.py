@@ -14,6 +14,7 @@ from csmvanet.datadir import read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
+from batch_tools import BATCH_TOOLS, batch_tool_args  # noqa: E402
 from test_enhance import SR, make_exp, noisy_speech, tiny_cfg  # noqa: E402
 
 PY = sys.executable
@@ -153,7 +154,7 @@ def _kill_entry(sig: str, path: str) -> str:
     return f"kill -{sig} $PPID; cat {path} |"
 
 
-@pytest.mark.parametrize("tool", ["score", "resample", "vad_labels", "simulate"])
+@pytest.mark.parametrize("tool", BATCH_TOOLS)
 @pytest.mark.parametrize("sig,status", [("TERM", 143), ("INT", 130)])
 def test_batch_tools_stop_cleanly_on_signals(tool, sig, status, tmp_path):
     from test_score_cli import make_data
@@ -163,22 +164,7 @@ def test_batch_tools_stop_cleanly_on_signals(tool, sig, status, tmp_path):
     entries = read_scp(spk1)
     entries["utt2"] = _kill_entry(sig, entries["utt2"])
     spk1.write_text("".join(f"{k} {v}\n" for k, v in sorted(entries.items())))
-    out = tmp_path / "out"
-    if tool == "score":
-        args = ["--ref_scp", spk1, "--enh_scp", root / "exp" / "enh" / "enhanced.scp", "--out_dir", out,
-                "--progress", "false"]
-    elif tool == "resample":
-        args = ["--scp", spk1, "--fs", 8000, "--out_dir", out, "--out_scp", tmp_path / "o.scp", "--quiet"]
-    elif tool == "vad_labels":
-        args = ["--scp", spk1, "--out_dir", out, "--quiet"]
-    else:
-        lengths = tmp_path / "lengths"
-        lengths.write_text("".join(f"{k} 16000\n" for k in entries))
-        noise = tmp_path / "noise.scp"
-        noise.write_text(f"n1 {read_scp(root / 'data' / 'wav.scp')['utt0']}\n")
-        args = ["--make_spec", "--speech_scp", spk1, "--speech_lengths", lengths, "--noise_scp", noise,
-                "--spec", tmp_path / "spec.tsv", "--snrs", "5", "--data_dir", out / "data",
-                "--out_wav_dir", out / "wav", "--quiet"]
+    args = batch_tool_args(tool, root, spk1, tmp_path / "out", tmp_path)
     r = subprocess.run([PY, "-m", f"csmvanet.bin.{tool}", *map(str, args)], env=_env(), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == status, r.stderr

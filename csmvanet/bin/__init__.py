@@ -25,3 +25,26 @@ def report_failures(prog: str, failures: list[str], what: str) -> int:
     if failures:
         print(f"{prog}: {len(failures)} {what}(s) failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def write_one_file(prog: str, out: str, write: Callable[[], dict]) -> int:
+    """Run ``write()`` (which writes the file ``out`` and returns a description of it): its warnings
+    become ``prog: warning:`` lines, a bad model/option/file one ``prog: error:`` line (exit 1);
+    done, ``prog: wrote OUT`` and the description as JSON. The exit status."""
+    import json
+    import warnings
+
+    from csmvanet.errors import EnhanceError
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = write()
+        for w in caught:
+            print(f"{prog}: warning: {w.message}", file=sys.stderr)
+    except (EnhanceError, ValueError, OSError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    print(f"{prog}: wrote {out}")
+    print(json.dumps(info, indent=2, sort_keys=True))
+    return 0

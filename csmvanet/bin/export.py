@@ -15,9 +15,7 @@ file together with its model:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import warnings
 
 
 def main(argv=None) -> int:
@@ -28,21 +26,12 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     args = p.parse_args(argv)
-    from csmvanet.errors import EnhanceError
+    from csmvanet.bin import write_one_file
     from csmvanet.export import OPSET, export_model
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            info = export_model(args.model, args.out, checkpoint=args.checkpoint, opset=args.opset or OPSET)
-        for w in caught:      # the exporter's own warnings are silenced inside export_onnx
-            print(f"csmvanet-export: warning: {w.message}", file=sys.stderr)
-    except (EnhanceError, ValueError, OSError) as e:
-        print(f"csmvanet-export: error: {e}", file=sys.stderr)
-        return 1
-    print(f"csmvanet-export: wrote {args.out}")
-    print(json.dumps(info, indent=2, sort_keys=True))
-    return 0
+    # the exporter's own warnings are silenced inside export_onnx; the rest are shown
+    return write_one_file("csmvanet-export", args.out, lambda: export_model(
+        args.model, args.out, checkpoint=args.checkpoint, opset=args.opset or OPSET))
 
 
 if __name__ == "__main__":

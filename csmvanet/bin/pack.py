@@ -11,9 +11,7 @@ tensors and plain Python types only, so it loads with torch.load(weights_only=Tr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import warnings
 
 
 def main(argv=None) -> int:
@@ -23,21 +21,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="packed model file to write (e.g. model.pth)")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     args = p.parse_args(argv)
-    from csmvanet.errors import EnhanceError
+    from csmvanet.bin import write_one_file
     from csmvanet.model_files import pack_model
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            meta = pack_model(args.exp_dir, args.out, checkpoint=args.checkpoint)
-        for w in caught:
-            print(f"csmvanet-pack: warning: {w.message}", file=sys.stderr)
-    except (EnhanceError, ValueError, OSError) as e:
-        print(f"csmvanet-pack: error: {e}", file=sys.stderr)
-        return 1
-    print(f"csmvanet-pack: wrote {args.out}")
-    print(json.dumps(meta, indent=2, sort_keys=True))
-    return 0
+    return write_one_file("csmvanet-pack", args.out,
+                          lambda: pack_model(args.exp_dir, args.out, checkpoint=args.checkpoint))
 
 
 if __name__ == "__main__":
