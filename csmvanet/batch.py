@@ -18,6 +18,7 @@ from csmvanet.audio import AudioError
 from csmvanet.errors import EnhanceError
 from csmvanet.fileio import atomic_path, remove_temps_of
 from csmvanet.signals import say_when_interrupted as _say_when_interrupted
+from csmvanet.uttaudio import UttAudio, segment_audio
 
 if TYPE_CHECKING:   # annotation only: the batch driver is handed an Enhancer, it does not build one
     from csmvanet.enhance import Enhancer
@@ -53,6 +54,7 @@ class BatchItem:
     out_rel: str = ""        # output path relative to the output dir
     error: str | None = None  # a problem found while collecting the inputs
     skipped: str | None = None  # a file of an input folder that is not enhanced, and why
+    audio: UttAudio | None = None  # with segments: the utterance's part of its recording
 
 
 def _key_of(rel: Path) -> str:
@@ -71,7 +73,7 @@ def _skip_reason(rel: Path) -> str | None:
 
 
 def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
-                   output_format: str | None = None) -> list[BatchItem]:
+                   output_format: str | None = None, segments: str | None = None) -> list[BatchItem]:
     """Inputs -> items with output names mirroring them.
 
     A file gives ``<name>``; a directory gives every audio file below it that libsndfile reads
@@ -81,8 +83,11 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
     a key that could leave the folder is an item with ``error`` set). The suffix becomes
     ``output_format`` if given, else stays ``.wav``/``.flac`` (other input suffixes give ``.wav``).
     Inputs that do not exist or clash with an earlier output name are items with ``error`` set.
+    With ``segments`` (Kaldi ``utt reco start end``; ``wav_scp`` keyed by recording) every
+    utterance of it is an item keyed by the utterance, its ``audio`` the segment; an utterance
+    whose recording is not in ``wav_scp`` is an item with ``error`` naming it.
     """
-    from csmvanet.datadir import DataDirError, read_scp
+    from csmvanet.datadir import DataDirError, read_scp, read_segments
     from csmvanet.keys import check_key, output_name
 
     def out_name(rel: Path, default: str | None = None) -> str:
@@ -117,13 +122,23 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
         except (DataDirError, OSError) as e:
             items.append(BatchItem(str(wav_scp), str(wav_scp), error=str(e)))
             entries = {}
+        audio: dict[str, UttAudio] = {}
+        if segments:
+            try:
+                audio, problems = segment_audio(entries, read_segments(segments), segments, wav_scp)
+            except (DataDirError, OSError) as e:
+                items.append(BatchItem(str(segments), str(segments), error=str(e)))
+                audio, problems = {}, {}
+            items += [BatchItem(utt, str(segments), error=f"{msg}; not enhanced") for utt, msg in problems.items()]
+            entries = {utt: f"utterance {utt} ({a.describe()})" for utt, a in audio.items()}
+        keys_from = str(segments or wav_scp)
         for key, value in entries.items():
             try:
-                check_key(key, str(wav_scp))
+                check_key(key, keys_from)
             except ValueError as e:   # '../x', '/abs/x', '.hidden': the output would leave --output_dir
                 items.append(BatchItem(key, value, error=f"{e}; not enhanced"))
                 continue
-            items.append(BatchItem(key, value, output_name(key, output_format or "wav")))
+            items.append(BatchItem(key, value, output_name(key, output_format or "wav"), audio=audio.get(key)))
     seen_out: dict[str, str] = {}
     seen_key: dict[str, str] = {}
     for it in items:
@@ -212,9 +227,11 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                 continue
             out_path = output_dir / it.out_rel
             try:
-                if Path(it.source).exists() and out_path.resolve() == Path(it.source).resolve():
+                src = it.audio.source if it.audio is not None else it.source
+                if Path(src).exists() and out_path.resolve() == Path(src).resolve():
                     raise EnhanceError(f"{it.source}: output would overwrite the input")
-                res = enhancer.enhance_file(it.source, out_path, channels=channels, subtype=subtype)
+                res = enhancer.enhance_file(it.audio if it.audio is not None else it.source, out_path,
+                                            channels=channels, subtype=subtype)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):   # every later file would fail too
                     raise EnhanceError(f"{out_path}: cannot write: {e.strerror} (free space or choose another "

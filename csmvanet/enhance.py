@@ -86,6 +86,7 @@ from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
 from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
+from csmvanet.uttaudio import UttAudio, read_utterance
 
 DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
@@ -313,11 +314,13 @@ class Enhancer:
         return out, vad
 
     # ---- files
-    def enhance_file(self, source: str | Path, out_path: str | Path, *, channels: str = "each",
+    def enhance_file(self, source: str | Path | UttAudio, out_path: str | Path, *, channels: str = "each",
                      subtype: str = "PCM_16", limit: bool = True) -> StreamResult:
-        """Enhance an audio file (or a Kaldi scp value: pipe, ark offset) into ``out_path`` (wav or flac).
+        """Enhance an audio file (or a Kaldi scp value: pipe, ark offset; or a
+        :class:`csmvanet.uttaudio.UttAudio`, a segment of one) into ``out_path`` (wav or flac).
 
-        Reads and writes in blocks; the output appears only when complete (atomic rename).
+        Reads and writes in blocks (a segment is read whole: only its samples); the output appears
+        only when complete (atomic rename).
         Raises :class:`EnhanceError` (or :class:`csmvanet.audio.AudioError`) naming the file.
         """
         out_path = Path(out_path)
@@ -327,7 +330,7 @@ class Enhancer:
         if not sf.check_format(fmt, subtype):
             raise EnhanceError(f"{out_path}: {fmt} cannot hold {subtype} samples (FLAC: PCM_16 or PCM_24; "
                                "or write .wav)")
-        name = str(source).strip()
+        name = source.describe() if isinstance(source, UttAudio) else str(source).strip()
         res = StreamResult()
         opened = _open_blocks(source)
         with opened as (sr, nch, blocks):
@@ -361,7 +364,8 @@ class _open_blocks:
     """Context manager: (sample rate, channels, iterator of [n, C] float32 blocks) of a path or scp value."""
 
     def __init__(self, source):
-        self.src = str(source).strip()
+        self.segment = source if isinstance(source, UttAudio) and not source.whole else None
+        self.src = str(source.source if isinstance(source, UttAudio) else source).strip()
         self.file = None
         self.data = None
 
@@ -385,6 +389,10 @@ class _open_blocks:
 
     def __enter__(self):
         src = self.src
+        if self.segment is not None:                              # a segment: only its samples, in memory
+            data, sr = read_utterance(self.segment, always_2d=True)
+            self.data = data
+            return sr, data.shape[1], (data[i:i + READ_BLOCK] for i in range(0, max(len(data), 1), READ_BLOCK))
         if src.endswith("|") or _is_ark_entry(src):
             data, sr = read_audio(src, always_2d=True)           # pipes and ark entries: in memory
             self.data = data

@@ -9,7 +9,7 @@ Kaldi's extract-segments allows), further is an error.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -39,12 +39,27 @@ def utterance_audio(data_dir: str | Path, name: str = "wav.scp") -> dict[str, Ut
     table = read_scp(d / name)
     if not (d / "segments").is_file():
         return {k: UttAudio(v) for k, v in table.items()}
-    out = {}
-    for utt, (reco, start, end) in read_segments(d / "segments").items():
-        if reco not in table:
-            raise DataDirError(f"{d / 'segments'}: utterance '{utt}': recording '{reco}' is not in {d / name}")
-        out[utt] = UttAudio(table[reco], start, end)
+    out, problems = segment_audio(table, read_segments(d / "segments"), d / "segments", d / name)
+    if problems:
+        raise DataDirError(next(iter(problems.values())))
     return out
+
+
+def segment_audio(table: Mapping[str, str], segments: Mapping[str, tuple[str, float, float]],
+                  segments_name: str | Path = "segments", table_name: str | Path = "wav.scp",
+                  ) -> tuple[dict[str, UttAudio], dict[str, str]]:
+    """Audio list keyed by recording + segments -> ({utterance: UttAudio}, {utterance: problem}).
+
+    An utterance whose recording is not in ``table`` is left out of the first dict and gets a
+    one-line problem naming it, the recording and both files."""
+    out: dict[str, UttAudio] = {}
+    problems: dict[str, str] = {}
+    for utt, (reco, start, end) in segments.items():
+        if reco in table:
+            out[utt] = UttAudio(table[reco], start, end)
+        else:
+            problems[utt] = f"{segments_name}: utterance '{utt}': recording '{reco}' is not in {table_name}"
+    return out, problems
 
 
 def _span(audio: UttAudio, sr: int, total: int) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
   csmvanet-enhance --model MODEL INPUT... --output_dir D
   csmvanet-enhance --model MODEL --wav_scp data/test/wav.scp --output_dir D [--out_scp enh.scp]
-                   [--vad_dir V]
+                   [--vad_dir V] [--segments data/test/segments]
 
 MODEL: an experiment dir (config.yaml + valid.loss.ave.pth, or the first present of
 valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth), a weights file in
@@ -15,6 +15,9 @@ Outputs mirror the inputs: D/<file name>, D/<path relative to the folder>, and D
 for --wav_scp entries (paths, `cmd |` pipes, ark offsets; a key with '/', a leading '.', white space
 or control characters is refused, naming it). The format follows the input suffix (.wav or .flac;
 others give .wav) unless --output_format is given; 16-bit PCM unless --output_subtype.
+--segments (Kaldi `utt reco start end`, seconds; --wav_scp then keyed by recording): every utterance
+of it is an input, D/<utt>.<fmt> holds its segment only (same length and rate); an utterance whose
+recording is not in --wav_scp is reported in one line naming it and skipped.
 
 Any sample rate: resampled (soxr VHQ) to the model's rate and back; output length and rate equal the
 input's. Multi-channel (--channels): `each` (default) enhances every channel on its own and keeps
@@ -85,6 +88,8 @@ def _main(argv=None) -> int:
     p.add_argument("--model", required=True, help="experiment dir, weights file in one, or packed model")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     p.add_argument("--wav_scp", default=None, help="Kaldi wav.scp of inputs (outputs D/<utt>.<fmt>)")
+    p.add_argument("--segments", default=None,
+                   help="Kaldi segments: enhance each utterance (segment) of the --wav_scp recordings")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--out_scp", default=None, help="write `utt path` of every output written")
     p.add_argument("--vad_dir", default=None, help="write vad_prob.ark/.scp, segments, vad.rttm here")
@@ -107,6 +112,8 @@ def _main(argv=None) -> int:
     args = p.parse_args(argv)
     if not args.inputs and not args.wav_scp:
         p.error("give INPUT files/folders or --wav_scp")
+    if args.segments and not args.wav_scp:
+        p.error("--segments needs --wav_scp (the recordings it cuts)")
     if args.output_subtype == "FLOAT" and args.output_format == "flac":
         p.error("--output_format flac cannot hold --output_subtype FLOAT (FLAC is integer PCM): "
                 "use PCM_16 or PCM_24, or --output_format wav")
@@ -144,7 +151,7 @@ def _main(argv=None) -> int:
     except (EnhanceError, ValueError, OSError) as e:
         print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
         return 2
-    all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format)
+    all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format, segments=args.segments)
     items = [it for it in all_items if not it.skipped]
     print(f"csmvanet-enhance: model {args.model} ({enh.sample_rate} Hz), {len(items)} input(s), "
           f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "

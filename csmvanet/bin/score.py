@@ -3,13 +3,16 @@
 Score:  csmvanet-score --ref_scp data/test/spk1.scp --enh_scp exp/x/enhanced.scp --out_dir D
           [--noisy_scp data/test/wav.scp] [--vad_ref_scp vad.scp --vad_hyp_scp vad_prob.scp]
           [--utt2noise F --utt2snr F] [--config_file exp/x/config.yaml] [--title T]
-          [--published F] [--nj N] [--report true|false]
+          [--published F] [--nj N] [--report true|false] [--segments data/test/segments]
 Split:  add --job J --num_jobs N: score the J-th of N contiguous shares of the keys into D
           (no report, missing/extra not checked: the merge does that).
 Merge:  csmvanet-score --merge D1 D2 ... --out_dir D --ref_scp ... --enh_scp ... [same options]
           joins the job folders, checks the full lists and writes the report.
 Collect: csmvanet-score --collect SET=D1 SET=D2 ... --out_dir E [--title T]
           one E/RESULTS.md for several scored sets: a summary table, then each set's report.
+
+--segments (Kaldi `utt reco start end`): --ref_scp and --noisy_scp are keyed by recording and each
+utterance is scored against its segment of them; --enh_scp stays keyed by utterance.
 
 Per-utterance files go to D/enhanced/<metric> and D/noisy/<metric> (`utt value`), problems to
 D/errors, D/warnings, D/missing, D/extra; D/RESULTS.md and D/figures/ hold the report.
@@ -39,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enh_scp", type=Path, help="enhanced wavs (utt path); required unless --collect")
     p.add_argument("--out_dir", required=True, type=Path)
     p.add_argument("--noisy_scp", type=Path, help="noisy inputs (wav.scp): scored as the 'Noisy' row")
+    p.add_argument("--segments", type=Path,
+                   help="Kaldi segments: --ref_scp/--noisy_scp keyed by recording, cut per utterance")
     p.add_argument("--vad_ref_scp", type=Path, help="VAD labels (kaldiio int32 per frame)")
     p.add_argument("--vad_hyp_scp", type=Path, help="VAD probabilities (kaldiio float32 per frame)")
     p.add_argument("--vad_threshold", type=float, default=0.5)
@@ -121,7 +126,8 @@ def _main(argv=None) -> int:
         log.error("%s", e)
         return 1
 
-    inputs = ScoreInputs(args.ref_scp, args.enh_scp, args.noisy_scp, args.vad_ref_scp, args.vad_hyp_scp)
+    inputs = ScoreInputs(args.ref_scp, args.enh_scp, args.noisy_scp, args.vad_ref_scp, args.vad_hyp_scp,
+                         segments=args.segments)
     opts = ScoreOptions(pesq_mode=args.pesq_mode, vad_threshold=args.vad_threshold)
     unscored: list[str] = []
     try:

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from csmvanet.audio import AudioError, read_audio
-from csmvanet.datadir import read_scp
+from csmvanet.datadir import DataDirError, read_scp, read_segments
 from csmvanet.metrics.basic import pesq_for_composite, pesq_or_reason, si_sdr, stoi_or_reason, vad_metrics
 from csmvanet.metrics.composite import composite_from_parts, composite_measures
 from csmvanet.metrics.results import VAD_METRICS, UttResult, read_results, write_results
 from csmvanet.pool import run_jobs
 from csmvanet.signals import say_when_interrupted
+from csmvanet.uttaudio import UttAudio, read_utterance, segment_audio
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +93,26 @@ def nonfinite_problem(wave: np.ndarray, what: str) -> str | None:
     return f"{what}: {' and '.join(parts)} (first at sample {first}); not scored"
 
 
-def _read_mono(src: str, what: str) -> tuple[np.ndarray, int]:
-    wave, sr = read_audio(src)
+def _name(src) -> str:
+    return src.describe() if isinstance(src, UttAudio) else str(src)
+
+
+def _read_mono(src: str | UttAudio, what: str) -> tuple[np.ndarray, int]:
+    """A scp value, or an utterance (a segment of a recording) of a data dir with ``segments``."""
+    wave, sr = read_utterance(src) if isinstance(src, UttAudio) else read_audio(src)
     if wave.ndim != 1:
-        raise AudioError(f"{what} {src}: {wave.shape[1]} channels, expected one")
+        raise AudioError(f"{what} {_name(src)}: {wave.shape[1]} channels, expected one")
     return wave, sr
 
 
-def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None = None,
+def score_utterance(utt: str, ref_src: str | UttAudio, enh_src: str, noisy_src: str | UttAudio | None = None,
                     vad_ref_src: str | None = None, vad_hyp_src: str | None = None,
                     opts: ScoreOptions | None = None, with_vad: bool | None = None) -> UttResult:
     """Score one utterance; never raises for bad data: the problem goes to ``error``/``warnings``.
 
     ``with_vad``: score VAD (NaN + warning where a label or prediction entry is missing); by
-    default when either VAD source is given."""
+    default when either VAD source is given. ``ref_src``/``noisy_src`` may be segments of
+    recordings (:class:`csmvanet.uttaudio.UttAudio`)."""
     opts = opts or ScoreOptions()
     res = UttResult(utt)
     try:
@@ -117,12 +124,13 @@ def score_utterance(utt: str, ref_src: str, enh_src: str, noisy_src: str | None 
         if noisy_src is not None:
             noisy, fs_n = _read_mono(noisy_src, "noisy")
             if fs_n != fs:
-                raise AudioError(f"noisy {noisy_src}: {fs_n} Hz but the reference is {fs} Hz")
+                raise AudioError(f"noisy {_name(noisy_src)}: {fs_n} Hz but the reference is {fs} Hz")
     except (AudioError, OSError, ValueError) as e:
         res.error = str(e)
         return res
-    bad = [p for p in (nonfinite_problem(ref, f"reference {ref_src}"), nonfinite_problem(enh, f"enhanced {enh_src}"),
-                       None if noisy is None else nonfinite_problem(noisy, f"noisy {noisy_src}")) if p]
+    bad = [p for p in (nonfinite_problem(ref, f"reference {_name(ref_src)}"),
+                       nonfinite_problem(enh, f"enhanced {enh_src}"),
+                       None if noisy is None else nonfinite_problem(noisy, f"noisy {_name(noisy_src)}")) if p]
     if bad:
         res.error = "; ".join(bad)
         return res
@@ -194,6 +202,7 @@ class ScoreInputs:
     noisy_scp: Path | None = None
     vad_ref_scp: Path | None = None
     vad_hyp_scp: Path | None = None
+    segments: Path | None = None  # Kaldi segments: ref_scp and noisy_scp are keyed by recording
 
 
 def job_keys(keys: list[str], job: int, num_jobs: int) -> list[str]:
@@ -254,6 +263,14 @@ def plan(inputs: ScoreInputs, job: int | None = None, num_jobs: int | None = Non
     ref = read_scp(inputs.ref_scp)
     enh = read_scp(inputs.enh_scp)
     noisy = read_scp(inputs.noisy_scp) if inputs.noisy_scp else None
+    if inputs.segments:   # {utt: UttAudio}: each utterance is its segment of the recording
+        segments = read_segments(inputs.segments)
+        ref, problems = segment_audio(ref, segments, inputs.segments, inputs.ref_scp)
+        if problems:   # the data dir is broken (the validator refuses it): say so before scoring
+            raise DataDirError(f"{next(iter(problems.values()))} ({len(problems)} utterance(s) without a "
+                               "reference recording)")
+        if noisy is not None:   # an utterance without its noisy recording gets no noisy row (warned)
+            noisy = segment_audio(noisy, segments, inputs.segments, inputs.noisy_scp)[0]
     vref = read_scp(inputs.vad_ref_scp) if inputs.vad_ref_scp else None
     vhyp = read_scp(inputs.vad_hyp_scp) if inputs.vad_hyp_scp else None
     missing = sorted((k for k in ref if k not in enh), key=lambda k: k.encode())

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Enhance a data dir with a trained model: <data_dir>/wav.scp is split over --nj jobs run through
-# $cmd (utils/run.pl or utils/slurm.pl), each job runs csmvanet-enhance, then the parts are merged:
+# $cmd (utils/run.pl or utils/slurm.pl), each job runs csmvanet-enhance, then the parts are merged.
+# A data dir with a Kaldi `segments` file (wav.scp keyed by recording) is split by utterance of
+# `segments` instead: each job gets its share of the segments and the whole wav.scp
+# (csmvanet-enhance --segments), and every utterance is enhanced on its own:
 #
 #   <enh_dir>/wav/<utt>.wav          enhanced audio (same length and sample rate as the input)
 #   <enh_dir>/enhanced.scp           utt -> enhanced file
@@ -49,8 +52,10 @@ else
   model_opts=(--model "$exp" --checkpoint "$model")
 fi
 
-num_utts=$(grep -c . "$data/wav.scp" || true)
-[ "$num_utts" -gt 0 ] || { echo "$0: $data/wav.scp is empty" >&2; exit 1; }
+utt_list=$data/wav.scp                             # the list split by utterance over the jobs
+[ -f "$data/segments" ] && utt_list=$data/segments
+num_utts=$(grep -c . "$utt_list" || true)
+[ "$num_utts" -gt 0 ] || { echo "$0: $utt_list is empty" >&2; exit 1; }
 [ "$nj" -gt "$num_utts" ] && nj=$num_utts
 if $use_gpu; then
   cmd="$cmd --gpu 1"
@@ -60,14 +65,20 @@ fi
 rm -rf "$dir/split" "$dir/enhanced.scp" "$dir/vad_prob.scp" "$dir/segments" "$dir/vad.rttm"
 mkdir -p "$dir/split" "$dir/log" "$dir/wav"
 parts=()
-for j in $(seq "$nj"); do parts+=("$dir/split/wav.$j.scp"); done
-utils/split_scp.pl "$data/wav.scp" "${parts[@]}"
+if [ -f "$data/segments" ]; then
+  for j in $(seq "$nj"); do parts+=("$dir/split/segments.$j"); done
+  input_opts=(--wav_scp "$data/wav.scp" --segments "$dir/split/segments.JOB")
+else
+  for j in $(seq "$nj"); do parts+=("$dir/split/wav.$j.scp"); done
+  input_opts=(--wav_scp "$dir/split/wav.JOB.scp")
+fi
+utils/split_scp.pl "$utt_list" "${parts[@]}"
 
 echo "$0: enhancing $num_utts utterances of $data with ${model_opts[*]} in $nj jobs (logs: $dir/log/enhance.*.log)"
 jobs_ok=true
 # shellcheck disable=SC2086  # $cmd and $enhance_args are word lists
 $cmd JOB=1:"$nj" "$dir/log/enhance.JOB.log" \
-  csmvanet-enhance "${model_opts[@]}" --wav_scp "$dir/split/wav.JOB.scp" --output_dir "$dir/wav" \
+  csmvanet-enhance "${model_opts[@]}" "${input_opts[@]}" --output_dir "$dir/wav" \
     --out_scp "$dir/split/enhanced.JOB.scp" --vad_dir "$dir/split/vad.JOB" --num_threads 1 \
     $enhance_args || jobs_ok=false
 

@@ -6,7 +6,8 @@
 #
 # Inputs: <data_dir>/spk1.scp (clean references, required), wav.scp (noisy row), vad_labels.scp
 # (vad.scp in older dirs),
-# utt2noise, utt2snr (Table II); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
+# utt2noise, utt2snr (Table II), segments (then spk1.scp and wav.scp are keyed by recording and
+# each utterance is scored against its segment); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
 # <enh_dir>/../config.yaml (embedded in the report). Exit status non-zero if any utterance could
 # not be scored or has no enhanced file; the report is written first in any case.
 set -euo pipefail
@@ -46,6 +47,7 @@ fi
 
 opts=(--ref_scp "$data/spk1.scp" --enh_scp "$enh/enhanced.scp")
 [ -f "$data/wav.scp" ] && opts+=(--noisy_scp "$data/wav.scp")
+[ -f "$data/segments" ] && opts+=(--segments "$data/segments")
 vad_ref=$data/vad_labels.scp
 [ -f "$vad_ref" ] || vad_ref=$data/vad.scp  # older dirs
 if [ -f "$vad_ref" ] && [ -f "$enh/vad_prob.scp" ]; then
