@@ -23,17 +23,31 @@ SPEECH = [(0.5, 1.2), (8.3, 9.0)]     # seconds; the second lies in a later chun
 SECONDS = 10.0
 
 
-class GateNet(torch.nn.Module):
-    """wave = input; vad = 1 where the input sample at the frame centre is non-zero, else 0."""
+class StandIn(torch.nn.Module):
+    """The model's inference interface (analysis -> network -> synthesis, what the Enhancer calls)
+    with the waveform itself as the features; subclasses define ``outputs(x) -> (wave, vad or None)``."""
 
     def __init__(self):
         super().__init__()
         self.stft_cfg = STFTConfig(sample_rate=SR, hop_length=HOP)
 
-    def forward(self, x):
+    def analysis(self, x):
+        return x, None
+
+    def network(self, x):
+        return self.outputs(x)
+
+    def synthesis(self, wave, vad, scale, n):
+        return {"wave": wave[:, :n], "vad": vad}
+
+
+class GateNet(StandIn):
+    """wave = input; vad = 1 where the input sample at the frame centre is non-zero, else 0."""
+
+    def outputs(self, x):
         n = x.shape[1]
         centres = (torch.arange(n // HOP + 1) * HOP).clamp(max=n - 1)
-        return {"wave": x.clone(), "vad": (x[:, centres].abs() > 0.05).float()}
+        return x.clone(), (x[:, centres].abs() > 0.05).float()
 
 
 def gated(sr: int) -> np.ndarray:
@@ -109,18 +123,17 @@ def test_segments_and_rttm_times_match_the_known_vad(tmp_path):
         assert (probs[key][on] > 0.5).all() and (probs[key][off] < 0.5).all(), key
 
 
-class ChunkIndexNet(torch.nn.Module):
+class ChunkIndexNet(StandIn):
     """wave = the index of the chunk (0, 1, 2, ...) everywhere: the output shows the cross-fade weights."""
 
     def __init__(self):
         super().__init__()
-        self.stft_cfg = STFTConfig(sample_rate=SR, hop_length=HOP)
         self.calls = 0
 
-    def forward(self, x):
+    def outputs(self, x):
         out = torch.full_like(x, float(self.calls))
         self.calls += 1
-        return {"wave": out, "vad": None}
+        return out, None
 
 
 @pytest.mark.parametrize("overlap", [0.5, 1.0])
