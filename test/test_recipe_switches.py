@@ -18,7 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EGS = ROOT / "egs"
-RECIPES = ["TEMPLATE", "mini", "voicebank", "librispeech_demand"]
+RECIPES = ["TEMPLATE", "mini", "voicebank", "librispeech_demand", "voiceprompts"]
 SKELETON = EGS / "TEMPLATE" / "steps" / "recipe.sh"
 ESPNET_SWITCHES = ["skip_data_prep", "skip_train", "skip_eval", "inference_nj", "gpu_inference",
                    "inference_model", "score_opts"]
@@ -91,7 +91,8 @@ def test_help_shows_a_recipes_own_default_over_the_shared_one():
 # where a stage 0 that ran by mistake would write (never the recipe folder)
 CORPUS_ROOTS = {"TEMPLATE": lambda d: [], "mini": lambda d: ["--corpus", d],
                 "voicebank": lambda d: ["--voicebank_root", d],
-                "librispeech_demand": lambda d: ["--librispeech_root", d, "--demand_root", d]}
+                "librispeech_demand": lambda d: ["--librispeech_root", d, "--demand_root", d],
+                "voiceprompts": lambda d: ["--downloads", d, "--corpus", d]}
 BAD = [
     (["--stage", "9"], "--stage 9"),
     (["--stop_stage", "6"], "--stop_stage 6"),

@@ -188,8 +188,8 @@ def test_splits_are_disjoint_in_speakers_languages_and_noise_recordings(fake_run
     data = out / "data"
     spk, lang, srcs, noise_srcs = {}, {}, {}, {}
     for part in ("train", "valid", "test"):
-        for d in (f"speech_{part}", f"noise_{part}", part):
-            v = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--fs", "16000", str(data / d)],
+        for d in (data / f"speech_{part}", data / f"noise_{part}", out / "dump" / part):
+            v = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--fs", "16000", str(d)],
                                capture_output=True, text=True)
             assert v.returncode == 0, v.stderr
         spk[part] = set(read_scp(data / f"speech_{part}/utt2spk").values())
@@ -222,11 +222,11 @@ def test_utterances_join_several_prompts_with_real_pauses(fake_run):
     for part in ("valid", "test"):
         prompts = read_scp(out / f"data/speech_{part}/utt2prompts")
         mix = {}
-        for line in (out / f"data/{part}/mixtures.tsv").read_text().splitlines():
+        for line in (out / f"dump/{part}/mixtures.tsv").read_text().splitlines():
             cells = line.split("\t")
             if cells[0] != "utt_id" and not line.startswith("#"):
                 mix[cells[0]] = cells[2]
-        for utt, value in read_scp(out / f"data/{part}/vad_labels.scp").items():
+        for utt, value in read_scp(out / f"dump/{part}/vad_labels.scp").items():
             labels = np.asarray(kaldiio.load_mat(value)).reshape(-1)
             n_prompts = len(prompts[mix[utt]].split())
             assert n_prompts >= 2
@@ -245,11 +245,38 @@ def test_utterances_join_several_prompts_with_real_pauses(fake_run):
 
 def test_stage2_mixes_every_test_snr_and_noise_type_equally(fake_run):
     out, log, seconds = fake_run
-    snr = read_scp(out / "data/test/utt2snr")
-    kind = read_scp(out / "data/test/utt2noise")
+    snr = read_scp(out / "dump/test/utt2snr")
+    kind = read_scp(out / "dump/test/utt2noise")
     counts = Counter((kind[u], float(snr[u])) for u in snr)
     assert set(v for _, v in counts) == {-5.0, 0.0, 5.0, 10.0, 15.0}
     assert len(counts) == 20 and len(set(counts.values())) == 1, counts
-    train = read_scp(out / "data/train/utt2num_samples")
+    train = read_scp(out / "dump/train/utt2num_samples")
     assert len(train) == 30 and set(train.values()) == {"32000"}
     assert seconds < 120, f"stages 0-2 on the fake tree took {seconds:.0f} s"
+
+
+def test_stage1_audio_and_stage2_dump_dirs_do_not_collide(fake_run):
+    """Stage 1 lists in data/, its audio in dump/audio/{speech,noise}_<set>; stage 2's data dirs in
+    dump/<set>, their audio and VAD arks in dump/audio/<set>; no temporary dir left."""
+    out, _, _ = fake_run
+    sets = ["test", "train", "valid"]
+    splits = sorted(f"{k}_{s}" for k in ("noise", "speech") for s in sets)
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted(splits + ["splits.md"])
+    assert sorted(p.name for p in (out / "dump").iterdir()) == ["audio", *sets]
+    assert sorted(p.name for p in (out / "dump" / "audio").iterdir()) == sorted(splits + sets)
+    audio = (out / "dump" / "audio").resolve()
+    for split in splits:
+        for f in read_scp(out / "data" / split / "wav.scp").values():
+            assert Path(f).parent == audio / split, f
+    for x in sets:
+        for scp in ("wav.scp", "spk1.scp", "vad_labels.scp"):
+            for v in read_scp(out / "dump" / x / scp).values():
+                assert Path(v.split(":")[0]).resolve().is_relative_to(audio / x), (scp, v)
+
+
+def test_stage2_without_stage1_names_the_missing_list_and_writes_nothing(tmp_path):
+    p = run("--stage", "2", "--stop_stage", "2", "--datadir", tmp_path / "data", "--dumpdir", tmp_path / "dump",
+            path=path_without(tmp_path))
+    assert p.returncode != 0
+    assert f"no such file: {tmp_path}/data/speech_train/wav.scp (run stage 1)" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "dump").exists()

@@ -4,108 +4,71 @@
 #
 #   ./run.sh [--stage 0] [--stop_stage 5] [--nj 2] [--train_args "--train.epochs 2"] ...
 #
-#   0  apt-get download + dpkg-deb -x the 5 packages, decode to 16 kHz     -> downloads/, corpus/
+#   0  apt-get download + dpkg-deb -x the 5 packages, decode to 16 kHz          local/download.sh     -> downloads/, corpus/
 #   1  data prep: utterances of several prompts with pauses, split by language/speaker;
-#      noise lists split by recording (+ babble, coloured noise)          -> data/speech_*, data/noise_*, dump/{speech,noise}_*
-#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels -> data/{train,valid,test}, dump/
-#   3  train                                                               -> exp/<tag>/
-#   4  enhance the test set                                                -> exp/<tag>/enhanced_test/
-#   5  score                                                               -> exp/<tag>/RESULTS.md
+#      noise lists split by recording (+ babble, coloured noise)                local/data_prep.sh    -> data/{speech,noise}_<set>, dump/audio/{speech,noise}_<set>
+#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  local/prepare_dump.sh -> dump/<set>, dump/audio/<set>
+#   3  train                                                                     steps/train.sh        -> exp/<tag>/
+#   4  enhance the valid and test sets                                           steps/decode.sh       -> exp/<tag>/enhanced_<set>/
+#   5  score them                                                                steps/score_sets.sh   -> exp/<tag>/RESULTS.md
 set -euo pipefail
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
+  echo "$0: run this from its folder (egs/voiceprompts): utils/ and steps/ must be here" >&2
+  exit 1
+fi
+. steps/recipe.sh                 # the options every recipe has (./run.sh --help lists them all)
 
-stage=0
-stop_stage=5
-nj=2                          # parallel jobs for decoding, simulation, VAD labels, enhancement, scoring
-ngpu=0                        # 0: CPU; >1: DDP through torchrun
-packages="asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 klettres-data colobot-common-sounds"
-check_sha256=true             # false: accept .deb files of another Debian/Ubuntu release
-downloads=downloads           # stage 0: the .deb files and their unpacked trees
-corpus=corpus                 # stage 0: decoded 16 kHz prompts and noise recordings
-valid_langs="es pt nl"        # held-out languages (and so speakers) of the validation set
-test_langs="it de nds he tn"  # held-out languages of the test set
-data_prep_args=""             # more local/data_prep.py options
-num_train=3000                # training mixtures
-train_seconds=2               # their length
-train_snrs=uniform:-5:15      # dB
-test_snrs=-5,0,5,10,15        # dB: valid draws one per utterance; test has every (noise type, SNR) pair equally often
-seed=1
-train_config=conf/train.yaml
-train_args=""                 # overrides for csmvanet-train, e.g. "--train.epochs 1"
-tag=""                        # experiment name; default: the config's name
-datadir=data
-dumpdir=dump
-expdir=exp
+nj=2                              # parallel jobs: decoding, simulation, VAD labels, enhancement, scoring
+ngpu=0                            # GPUs for training (0: CPU; N > 1: DDP through torchrun)
+packages="asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 klettres-data colobot-common-sounds"  # the Debian packages of stage 0 (only these five are allowed)
+check_sha256=true                 # false: accept .deb files of another Debian/Ubuntu release
+downloads=downloads               # stage 0: the .deb files and their unpacked trees
+corpus=corpus                     # stage 0: decoded 16 kHz prompts and noise recordings
+valid_langs="es pt nl"            # held-out languages (and so speakers) of the validation set
+test_langs="it de nds he tn"      # held-out languages of the test set
+data_prep_args=""                 # more local/data_prep.py options, e.g. "--babble_count 2"
+num_train=3000                    # training mixtures
+train_seconds=2                   # their length in seconds
+train_snrs=uniform:-5:15          # training SNRs in dB
+test_snrs=-5,0,5,10,15            # valid/test SNRs in dB: valid draws one per utterance; test has every (noise type, SNR) pair equally often
+seed=1                            # data prep and simulation seed (train: seed, valid: seed+1, test: seed+2)
+train_config=conf/train.yaml      # csmvanet-train config (egs/mini's small CSM-VANet, untuned)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
 
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--train_args \"...\"] [--tag T]"
 . ./path.sh
 . ./cmd.sh
-. utils/parse_options.sh
+recipe_init "$@"
 
-[ -n "$tag" ] || tag=$(basename "$train_config" .yaml)
-exp=$expdir/$tag
-
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "stage 0: Debian packages -> $downloads, decoded -> $corpus"
+if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
   # shellcheck disable=SC2086
   local/download.sh --check_sha256 "$check_sha256" --nj "$nj" "$downloads" "$corpus" $packages
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "stage 1: data prep -> $datadir (valid languages: $valid_langs; test languages: $test_langs)"
+if run_stage 1 "data prep -> $datadir, audio -> $dumpdir/audio (valid languages: $valid_langs; test languages: $test_langs)"; then
   local/data_prep.sh --valid_langs "$valid_langs" --test_langs "$test_langs" --seed "$seed" \
-    --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir"
+    --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "stage 2: simulation and VAD labels"
-  # training: $train_seconds s clips, SNR drawn from $train_snrs; validation: whole utterances of the
-  # held-out validation speakers with validation noises; test: whole utterances of the test speakers
-  # with test noises, as many per (noise type, SNR) pair as the test utterances allow (each once).
-  # Each data dir is built under a temporary name and renamed once it validates.
-  for part in train valid test; do
-    case $part in
-      train) opts=(--num "$num_train" --length "$train_seconds" --snrs "$train_snrs" --seed "$seed") ;;
-      valid) opts=(--snrs "$test_snrs" --seed "$((seed + 1))") ;;
-      test)
-        n_utts=$(wc -l < "$datadir/speech_test/wav.scp")
-        n_types=$(cut -d' ' -f2 "$datadir/noise_test/utt2noise" | sort -u | wc -l)
-        n_snrs=$(echo "$test_snrs" | tr ',' '\n' | grep -c .)
-        per=$(( n_utts / (n_types * n_snrs) ))
-        [ "$per" -ge 1 ] || per=1
-        opts=(--per_condition "$per" --snrs "$test_snrs" --seed "$((seed + 2))") ;;
-    esac
-    tmp=$datadir/.tmp.$part
-    rm -rf "$tmp"
-    csmvanet-simulate --make_spec --speech_scp "$datadir/speech_$part/wav.scp" \
-      --speech_utt2spk "$datadir/speech_$part/utt2spk" --speech_lengths "$datadir/speech_$part/utt2num_samples" \
-      --noise_scp "$datadir/noise_$part/wav.scp" --noise2type "$datadir/noise_$part/utt2noise" \
-      --noise_lengths "$datadir/noise_$part/utt2num_samples" \
-      "${opts[@]}" --spec "$tmp/spec.tsv" \
-      --out_wav_dir "$dumpdir/$part" --data_dir "$tmp" --nj "$nj" --quiet
-    # VAD labels live beside the audio in dump/ (the scp holds the ark's absolute path).
-    csmvanet-vad-labels --scp "$tmp/spk1.scp" --out_dir "$dumpdir/$part/vad" --config conf/vad.yaml \
-      --stft_config "$train_config" --nj "$nj" --quiet
-    cp "$dumpdir/$part/vad/vad_labels.scp" "$dumpdir/$part/vad/frame_shift" "$tmp/"
-    utils/validate_data_dir.sh "$tmp"
-    rm -rf "${datadir:?}/$part" && mv "$tmp" "$datadir/$part"
+if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
+  local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
+    --num_train "$num_train" --train_seconds "$train_seconds" --train_snrs "$train_snrs" \
+    --test_snrs "$test_snrs" --seed "$seed" "$datadir" "$dumpdir"
+fi
+
+if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --train_args "$train_args" \
+    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+fi
+
+if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+  for x in $valid_set $test_sets; do
+    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
   done
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "stage 3: train $train_config -> $exp"
-  steps/train.sh --cmd "$cuda_cmd" --ngpu "$ngpu" --train_args "$train_args" \
-    "$train_config" "$datadir/train" "$datadir/valid" "$exp"
+if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
+  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
+    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
 fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "stage 4: enhance $datadir/test -> $exp/enhanced_test"
-  steps/decode.sh --nj "$nj" --cmd "$decode_cmd" "$datadir/test" "$exp" "$exp/enhanced_test"
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "stage 5: score -> $exp/RESULTS.md"
-  steps/score.sh --nj "$nj" --cmd "$decode_cmd" --title "egs/voiceprompts: $tag" --report_copy "$exp/RESULTS.md" \
-    "$datadir/test" "$exp/enhanced_test"
-  log "done: $exp/RESULTS.md"
-fi
+log "Done (stages $stage-$stop_stage)"

@@ -7,7 +7,8 @@
 #
 # Writes <data>/speech_{train,valid,test}/ (wav.scp utt2spk spk2utt utt2lang utt2prompts
 # utt2num_samples), <data>/noise_{train,valid,test}/ (wav.scp utt2noise utt2sources utt2num_samples),
-# <data>/splits.md, and the audio they list under <audio>/.
+# <data>/splits.md, and the audio they list under <audio>/{speech,noise}_{train,valid,test}/ (run.sh:
+# dump/audio, beside stage 2's dump/audio/<set>).
 set -euo pipefail
 
 valid_langs="es pt nl"
