@@ -199,13 +199,14 @@ def part_recipe(s: dict, work: Path, cuda: bool, timeout: float) -> dict:
     runs = []
     for stages, extra in ((["--stage", "0", "--stop_stage", "2"], []),
                           (["--stage", "3", "--stop_stage", "5"], ["--ngpu", "1" if cuda else "0",
+                                                                   "--gpu_inference", "true" if cuda else "false",
                                                                    "--train_args", s["mini_train"]])):
-        p = subprocess.run(["./run.sh", *stages, *s["mini_args"], *extra], cwd=rec, env=env, capture_output=True,
+        p = subprocess.run(["./run.sh", *stages, "--tag", "gpu_check", *s["mini_args"], *extra], cwd=rec, env=env, capture_output=True,
                            text=True, timeout=timeout)
         runs.append(p)
         if p.returncode != 0:
             return {"ok": False, "stages": " ".join(stages), "error": (p.stderr + p.stdout)[-2000:]}
-    results = rec / "exp" / "train" / "RESULTS.md"
+    results = rec / "exp" / "gpu_check" / "RESULTS.md"
     return {"ok": results.is_file(), "ngpu": 1 if cuda else 0, "seconds": round(time.perf_counter() - t0, 1),
             "results": results.read_text()[:2000] if results.is_file() else None}
 
