@@ -46,7 +46,7 @@ MUTATIONS = [
              "gain = self.vad_floor + (1.0 - self.vad_floor) * (1.0 - vad)",
              ["test/test_pinned_model.py"]),
     Mutation("SI-SDR arguments swapped in scoring", "csmvanet",
-             '"si_sdr": si_sdr(ref, deg)', '"si_sdr": si_sdr(deg, ref)',
+             'lambda: si_sdr(ref, deg)', 'lambda: si_sdr(deg, ref)',
              ["test/test_pinned_metrics.py", "test/test_metrics.py"]),
     Mutation("msgc flag flipped in the w/o-MSGC config", "egs",
              "msgc: false                   # ablation: plain gated conv",
