@@ -65,13 +65,13 @@ COUNTS = {
 }
 PAPER = {"input_conv": 168, "encoder": 274_608, "bottleneck": 8_205_696, "decoder": 393_510, "output_conv": 722,
          "vad": 782}
+MINI = {"input_conv": 112, "encoder": 10_680, "bottleneck": 73_376, "decoder": 13_940, "output_conv": 354,
+        "vad": 299}
 PER_MODULE = {
     "voicebank/conf/train.yaml": PAPER,
     "librispeech_demand/conf/train.yaml": PAPER,
-    "mini/conf/train.yaml": {"input_conv": 112, "encoder": 10_680, "bottleneck": 73_376, "decoder": 13_940,
-                             "output_conv": 354, "vad": 299},
-    "voiceprompts/conf/train.yaml": {"input_conv": 112, "encoder": 10_680, "bottleneck": 73_376, "decoder": 13_940,
-                                     "output_conv": 354, "vad": 299},
+    "mini/conf/train.yaml": MINI,
+    "voiceprompts/conf/train.yaml": MINI,       # the mini network, trained on real speech
     "voicebank/conf/tuning/train_wo_msgc.yaml": {**PAPER, "encoder": 264_864, "decoder": 375_240},
     "voicebank/conf/tuning/train_wo_vad_decoder.yaml": {k: v for k, v in PAPER.items() if k != "vad"},
     "voicebank/conf/tuning/train_wo_time_loss.yaml": PAPER,
