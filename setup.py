@@ -19,6 +19,7 @@ entry_points = {
         "csmvanet-pack=csmvanet.bin.pack:main",
         "csmvanet-resample=csmvanet.bin.resample:main",
         "csmvanet-export=csmvanet.bin.export:main",
+        "csmvanet-tune-inference=csmvanet.bin.tune_inference:main",
     ]
 }
 
@@ -31,6 +32,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["csmvanet", "csmvanet.*"]),
+    # the bundled pretrained models and their model card (csmvanet/model_files.py: BUNDLED_MODELS)
+    package_data={"csmvanet": ["pretrained/*.pth", "pretrained/README.md"]},
     install_requires=[
         "torch>=2.1",
         "numpy>=1.22",

@@ -172,7 +172,7 @@ def _one_line(source: str, e: BaseException) -> str:
 
 def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | Path, *,
                   out_scp: str | Path | None = None, vad_dir: str | Path | None = None,
-                  channels: str = "each", subtype: str = "PCM_16", vad_threshold: float = 0.5,
+                  channels: str = "each", subtype: str = "PCM_16", vad_threshold: float | None = None,
                   min_speech: float = 0.25, min_silence: float = 0.1, progress: bool = True,
                   report: Callable[[str], None] | None = None) -> BatchReport:
     """Enhance every item into ``output_dir``; a failing item is reported in one line and skipped.
@@ -261,7 +261,7 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                                        f"{len(items)} input(s) were enhanced before") from None
                 vad_index[it.key] = f"{ark_path}:{pos + len(it.key.encode()) + 1}"
                 num_model = int(round(res.num_samples * enhancer.sample_rate / res.sample_rate))
-                segments[it.key] = probs_to_segments(vad, enhancer.stft_cfg, threshold=vad_threshold,
+                segments[it.key] = probs_to_segments(vad, enhancer.stft_cfg, threshold=enhancer.vad_threshold if vad_threshold is None else vad_threshold,
                                                      min_speech=min_speech, min_silence=min_silence,
                                                      num_samples=num_model)
     if vad_dir is not None:

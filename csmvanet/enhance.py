@@ -84,7 +84,7 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model
+from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.uttaudio import UttAudio, read_utterance
 
@@ -92,6 +92,16 @@ DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
+
+
+def _unit_interval(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return v
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,7 +124,9 @@ class Enhancer:
 
     def __init__(self, model, config: dict, *, device: str = "cpu", segment_seconds: float | None = None,
                  overlap_seconds: float | None = None, metadata: dict | None = None, source: str = "",
-                 backend: str = "torch", onnx_path: str | Path | None = None, retain_memory: bool = False):
+                 backend: str = "torch", onnx_path: str | Path | None = None, retain_memory: bool = False,
+                 vad_floor: float | None = None, vad_threshold: float | None = None,
+                 input_mix: float | None = None):
         import torch
 
         if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory)
@@ -135,27 +147,60 @@ class Enhancer:
         self.sample_rate = int(self.stft_cfg.sample_rate)
         self.metadata = dict(metadata or {})
         self.source = source
-        self.set_chunking(DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds,
-                          DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
+        # the stage-2 gain floor and the VAD decision threshold: given here, else the values chosen on
+        # a validation set and stored with the model (metadata "inference"), else the config's floor / 0.5
+        chosen = self.metadata.get("inference") or {}
+        if vad_floor is None:
+            vad_floor = chosen.get("vad_floor", getattr(model, "vad_floor", 0.0))
+        self.set_vad_floor(vad_floor)
+        self.vad_threshold = _unit_interval(vad_threshold if vad_threshold is not None
+                                            else chosen.get("vad_threshold", 0.5), "vad_threshold")
+        self.set_input_mix(input_mix if input_mix is not None else chosen.get("input_mix", 0.0))
+        if segment_seconds is None:   # the chunking stored with the model, else 8 s / 1 s
+            segment_seconds = chosen.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
+            if overlap_seconds is None:
+                overlap_seconds = chosen.get("overlap_seconds")
+        self.set_chunking(segment_seconds, DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
 
     # ---- construction
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", *, checkpoint: str | None = None,
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu", *, checkpoint: str | None = None,
                         segment_seconds: float | None = None, overlap_seconds: float | None = None,
                         backend: str = "torch", onnx_path: str | Path | None = None,
-                        retain_memory: bool = False) -> "Enhancer":
-        """Load a packed model file, an experiment dir or a weights file inside an experiment dir.
+                        retain_memory: bool = False, vad_floor: float | None = None,
+                        vad_threshold: float | None = None, input_mix: float | None = None) -> "Enhancer":
+        """Load a packed model file, an experiment dir or a weights file inside an experiment dir;
+        ``path=None`` (or a bundled model's name) loads a model shipped with the package
+        (:data:`csmvanet.model_files.BUNDLED_MODELS`; the first is the default).
+
+        ``vad_floor`` / ``vad_threshold`` / ``input_mix``: the stage-2 gain floor (0: the paper's
+        stage 2, spectrum x VAD probability; 1: stage 1 alone), the VAD decision threshold of
+        segments/RTTM and the share of the unprocessed input kept in the output. Default: the values
+        chosen on validation and stored with the model (csmvanet-tune-inference), else the config's
+        ``vad_floor``, 0.5 and 0.
 
         ``backend`` (:data:`csmvanet.runners.BACKENDS`) runs the network: ``torch`` (default),
         ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
         weights) or ``torch-int8``. ``retain_memory=True`` keeps freed memory in the process for the
         next segment instead of returning it to the kernel (:mod:`csmvanet.memory`; process-wide).
         """
+        path = resolve_model(path)
         config, state, metadata = load_model_files(path, checkpoint)
         model = model_with_weights(config, state, str(path))
         return cls(model, config, device=device, segment_seconds=segment_seconds,
                    overlap_seconds=overlap_seconds, metadata=metadata, source=str(path), backend=backend,
-                   onnx_path=onnx_path, retain_memory=retain_memory)
+                   onnx_path=onnx_path, retain_memory=retain_memory, vad_floor=vad_floor,
+                   vad_threshold=vad_threshold, input_mix=input_mix)
+
+    def set_vad_floor(self, vad_floor: float) -> None:
+        """Stage-2 gain ``floor + (1 - floor) * p_speech`` on the stage-1 spectrum: 0 is the paper's
+        stage 2 (spectrum x VAD probability), 1 switches the gate off (stage 1 alone)."""
+        self.model.vad_floor = self.vad_floor = _unit_interval(vad_floor, "vad_floor")
+
+    def set_input_mix(self, input_mix: float) -> None:
+        """Output ``(1 - m) x enhanced + m x input``: ``m`` of the unprocessed input is kept (0: none;
+        DeepFilterNet's attenuation limit of ``-20 log10(m)`` dB is the same idea)."""
+        self.input_mix = _unit_interval(input_mix, "input_mix")
 
     def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
         """Segment and overlap lengths (rounded to the hop grid)."""
@@ -185,6 +230,8 @@ class Enhancer:
                                        None if vad_logits is None else vad_logits.to(self.device),
                                        scale, batch.shape[1])
             wave = out["wave"].float().cpu().numpy().T[:n]                       # [L, C]
+            if self.input_mix:
+                wave = (1.0 - self.input_mix) * wave + self.input_mix * x[:n]
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
         return wave, vad

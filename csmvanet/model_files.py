@@ -25,6 +25,22 @@ from csmvanet.version import __version__, git_hash
 
 PACK_FORMAT = "csmvanet-packed-model"
 PACK_VERSION = 1
+INFERENCE_FILE = "inference.yaml"   # exp dir: inference settings chosen on validation (csmvanet-tune-inference)
+# (vad_floor and vad_threshold required; input_mix, segment_seconds and overlap_seconds optional)
+INFERENCE_KEYS = ("vad_floor", "vad_threshold")
+
+# Models shipped inside the package (csmvanet/pretrained/, package data): name -> file, sha256 of the
+# file's bytes (checked on every load), what it is. The first is the default of csmvanet-enhance and
+# Enhancer.from_pretrained(). Model cards: csmvanet/pretrained/README.md.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+BUNDLED_MODELS = {
+    "voiceprompts_small": {
+        "file": "voiceprompts_small.pth",
+        "sha256": "2ae87b76010cf33ea724a7e8e613a7abfb7b0010090b8b477fb88875f03fe4eb",
+        "description": "small CSM-VANet (0.1 M parameters) trained on 2 CPU cores by egs/voiceprompts on real "
+                       "speech and noise from Debian packages; not the paper's 8.8 M model",
+    },
+}
 
 
 def find_checkpoint(exp_dir: Path, checkpoint: str | None = None) -> Path:
@@ -64,9 +80,79 @@ def _weights_of(obj: dict, path: Path) -> dict:
         raise ModelFileError(str(e)) from None
 
 
-def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[dict, dict, dict]:
-    """(config, state_dict, metadata) of a packed model file, an experiment dir or a weights file."""
-    path = Path(path)
+def bundled_model(name: str | None = None) -> Path:
+    """The file of a model shipped with the package (default: the first of BUNDLED_MODELS), its
+    sha256 checked."""
+    if not BUNDLED_MODELS:
+        raise ModelFileError("this csmvanet ships no pretrained model: give a model (--model)")
+    name = name or next(iter(BUNDLED_MODELS))
+    if name not in BUNDLED_MODELS:
+        raise ModelFileError(f"{name}: no such bundled model (bundled: {', '.join(BUNDLED_MODELS)})")
+    entry = BUNDLED_MODELS[name]
+    path = PRETRAINED_DIR / entry["file"]
+    if not path.is_file():
+        raise ModelFileError(f"{path}: bundled model {name} is missing from this installation "
+                             "(package data not installed?)")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != entry["sha256"]:
+        raise ModelFileError(f"{path}: sha256 {actual[:12]}... is not the {entry['sha256'][:12]}... of "
+                             f"bundled model {name}: the file is corrupt or was replaced")
+    return path
+
+
+def list_bundled_models() -> str:
+    """One line per bundled model: name, file, size, what it is (the first is the default)."""
+    if not BUNDLED_MODELS:
+        return "no bundled models"
+    lines = []
+    for i, (name, entry) in enumerate(BUNDLED_MODELS.items()):
+        path = PRETRAINED_DIR / entry["file"]
+        size = f"{path.stat().st_size / 1e6:.2f} MB" if path.is_file() else "MISSING"
+        lines.append(f"{name}{' (default)' if i == 0 else ''}: {path} ({size}); {entry['description']}")
+    return "\n".join(lines)
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """A model argument as a path: None is the default bundled model; a bundled model's name (when no
+    file or folder of that name exists) is that model."""
+    if path is None:
+        return bundled_model()
+    p = Path(path)
+    if not p.exists() and str(path) in BUNDLED_MODELS:
+        return bundled_model(str(path))
+    return p
+
+
+def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
+    """The settings of ``exp_dir/inference.yaml`` (vad_floor, vad_threshold, chosen on validation) when
+    they were chosen for ``checkpoint``; None (with a warning naming both) when for another one."""
+    path = Path(exp_dir) / INFERENCE_FILE
+    if not path.is_file():
+        return None
+    data = _parse_config(path.read_text(), path)
+    for k in INFERENCE_KEYS:
+        v = data.get(k)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+            raise ModelFileError(f"{path}: {k} must be a number from 0 to 1, got {v!r}")
+    if "input_mix" in data and (not isinstance(data["input_mix"], (int, float)) or isinstance(data["input_mix"], bool)
+                                or not 0.0 <= float(data["input_mix"]) <= 1.0):
+        raise ModelFileError(f"{path}: input_mix must be a number from 0 to 1, got {data['input_mix']!r}")
+    for k in ("segment_seconds", "overlap_seconds"):     # optional: the chunking they were chosen with
+        v = data.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 3600):
+            raise ModelFileError(f"{path}: {k} must be a number of seconds, got {v!r}")
+    if data.get("checkpoint") not in (None, checkpoint):
+        warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
+                      "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)
+        return None
+    return {k: data[k] for k in data if not isinstance(data[k], (dict, list))}
+
+
+def load_model_files(path: str | Path | None, checkpoint: str | None = None) -> tuple[dict, dict, dict]:
+    """(config, state_dict, metadata) of a packed model file, an experiment dir or a weights file
+    (None or a bundled model's name: that bundled model). An experiment dir's inference.yaml is
+    metadata["inference"]."""
+    path = resolve_model(path)
     if path.is_dir():
         cfg_path = path / CONFIG_FILE
         if not cfg_path.is_file():
@@ -74,7 +160,8 @@ def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[d
         ckpt = find_checkpoint(path, checkpoint)
         config_text = cfg_path.read_text()
         state = _weights_of(_load_file(ckpt), ckpt)
-        return _parse_config(config_text, cfg_path), state, {"exp_dir": str(path), "checkpoint": ckpt.name}
+        meta = {"exp_dir": str(path), "checkpoint": ckpt.name}
+        return _parse_config(config_text, cfg_path), state, _with_inference(meta, path, ckpt.name)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file or experiment dir")
     obj = _load_file(path)
@@ -83,9 +170,16 @@ def load_model_files(path: str | Path, checkpoint: str | None = None) -> tuple[d
     cfg_path = path.parent / CONFIG_FILE
     if cfg_path.is_file():     # a weights file inside an experiment dir
         state = _weights_of(obj, path)
-        return (_parse_config(cfg_path.read_text(), cfg_path), state,
-                {"exp_dir": str(path.parent), "checkpoint": path.name})
+        meta = {"exp_dir": str(path.parent), "checkpoint": path.name}
+        return _parse_config(cfg_path.read_text(), cfg_path), state, _with_inference(meta, path.parent, path.name)
     raise ModelFileError(f"{path}: neither a packed csmvanet model nor weights beside a config.yaml")
+
+
+def _with_inference(meta: dict, exp_dir: Path, checkpoint: str) -> dict:
+    chosen = read_inference_settings(exp_dir, checkpoint)
+    if chosen:
+        meta["inference"] = chosen
+    return meta
 
 
 def _parse_config(text: str, where) -> dict:
@@ -176,6 +270,37 @@ def _training_data(exp_dir: Path, cfg: dict) -> dict:
     return found
 
 
+SCORE_KEYS = ("pesq", "stoi", "csig", "cbak", "covl", "si_sdr", "vad_f1", "num_utts")
+
+
+def _scored_sets(exp_dir: Path) -> dict:
+    """{set: {noisy|enhanced: {metric: mean}}} of the scored sets of an experiment dir
+    (``enhanced_<set>/scoring/summary.yaml``, written by csmvanet-score)."""
+    out = {}
+    for summary in sorted(exp_dir.glob("enhanced_*/scoring/summary.yaml")):
+        try:
+            means = (yaml.safe_load(summary.read_text()) or {}).get("means") or {}
+        except yaml.YAMLError:
+            continue
+        name = summary.parent.parent.name[len("enhanced_"):]
+        out[name] = {system: {k: m[k] for k in SCORE_KEYS if isinstance(m, dict) and m.get(k) is not None}
+                     for system, m in means.items()}
+    return out
+
+
+def _training_seconds(log: Path) -> float | None:
+    """Seconds from the first to the last time stamp of a train.log (None without one)."""
+    if not log.is_file():
+        return None
+    stamps = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            stamps.append(datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
 def _plain(obj):
     """Builtin str/int/float/bool/None, lists and dicts only (what weights_only=True loads without
     allow-listing; str subclasses such as torch's version string are turned into str)."""
@@ -238,6 +363,13 @@ def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None
             if isinstance(v, (str, int, float, bool)) and not isinstance(v, torch.Tensor)}
     if info:
         meta["checkpoint_info"] = _plain(info)
+    _with_inference(meta, exp_dir, ckpt.name)     # vad_floor / vad_threshold chosen on validation
+    scores = _scored_sets(exp_dir)
+    if scores:
+        meta["scores"] = scores
+    seconds = _training_seconds(exp_dir / "train.log")
+    if seconds is not None:
+        meta["training_wall_seconds"] = seconds
     meta.update(extra_metadata or {})
     packed = {"format": PACK_FORMAT, "format_version": PACK_VERSION, "config": config_text,
               "state_dict": state, "sha256": weights_digest(state, config_text), "metadata": _plain(meta)}
@@ -247,5 +379,6 @@ def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None
     return meta
 
 
-__all__ = ["CHECKPOINT_ORDER", "ModelFileError", "PACK_FORMAT", "PACK_VERSION", "find_checkpoint",
-           "load_model_files", "model_with_weights", "pack_model", "weights_digest"]
+__all__ = ["BUNDLED_MODELS", "CHECKPOINT_ORDER", "INFERENCE_FILE", "ModelFileError", "PACK_FORMAT",
+           "PACK_VERSION", "bundled_model", "find_checkpoint", "load_model_files", "model_with_weights",
+           "pack_model", "read_inference_settings", "resolve_model", "weights_digest"]

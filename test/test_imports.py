@@ -29,7 +29,7 @@ FLOORS = [
     ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
                     "csmvanet.runners"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
-                 "csmvanet.trainer"]),
+                 "csmvanet.trainer", "csmvanet.tuning"]),
     ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
                  "csmvanet.metrics.figures"]),  # its example figures
     ("bin", ["csmvanet.bin"]),

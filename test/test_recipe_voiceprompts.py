@@ -280,3 +280,101 @@ def test_stage2_without_stage1_names_the_missing_list_and_writes_nothing(tmp_pat
     assert p.returncode != 0
     assert f"no such file: {tmp_path}/data/speech_train/wav.scp (run stage 1)" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "dump").exists()
+
+
+# ---- stages 3-5 (CI's reduced recipe): a tiny model on the fake tree's 30 clips
+
+@pytest.fixture(scope="module")
+def fake_full_run(fake_run):
+    """Stages 3-5 after fake_run's 0-2: train a tiny model, choose vad_floor/threshold on valid,
+    decode valid and test, compare floors 1, 0 and the chosen one on test, score, pack."""
+    from recipes import TINY_TRAIN_ARGS
+
+    out, _, _ = fake_run
+    p = run("--stage", "3", "--stop_stage", "5", "--datadir", out / "data", "--dumpdir", out / "dump",
+            "--expdir", out / "exp", "--nj", "2", "--train_args", TINY_TRAIN_ARGS,
+            # grids without the defaults (config floor 0, threshold 0.5): whatever is chosen must be applied
+            "--tune_args", "--floors 0.25,0.75 --mixes 0,0.2 --thresholds 0.3,0.45,0.7 --segment_seconds 1.5 "
+            "--overlap_seconds 0.25",
+            path=path_without(out), timeout=600)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    return out, out / "exp" / "csmvanet_train", p.stdout + p.stderr
+
+
+def test_stages_3_to_5_choose_the_floor_on_valid_and_report_every_floor(fake_full_run):
+    import yaml
+
+    out, exp, log = fake_full_run
+    chosen = yaml.safe_load((exp / "inference.yaml").read_text())
+    assert chosen["checkpoint"] == "valid.loss.ave.pth" and chosen["chosen_on"].endswith("dump/valid")
+    grid = {(g["vad_floor"], g["input_mix"]): g for g in chosen["grid"]}
+    assert sorted(grid) == [(0.25, 0.0), (0.25, 0.2), (0.75, 0.0), (0.75, 0.2)]
+    best = max(grid, key=lambda c: (grid[c]["pesq"], c[0], -c[1]))
+    assert (chosen["vad_floor"], chosen["input_mix"]) == best        # the best valid PESQ
+    assert chosen["vad_threshold"] in (0.3, 0.45, 0.7)
+    assert sorted(chosen["thresholds"]) == [0.3, 0.45, 0.7]
+    assert f"vad_floor: {chosen['vad_floor']}" in log
+    assert (chosen["segment_seconds"], chosen["overlap_seconds"]) == (1.5, 0.25)
+    results = (exp / "RESULTS.md").read_text()
+    summary = results.split("## Summary", 1)[1].split("\n\n")[1]
+    sets = [line.split("|")[1].strip() for line in summary.splitlines()[2:]]
+    assert sets == ["test", "test", "valid", "valid"]
+    assert "| every frame speech |" in results
+    assert f"(speech when probability >= {chosen['vad_threshold']:g})" in results
+    # the floor comparison on test: noisy, floors 0, 1 and the chosen one, overall and by SNR
+    floors = results.split("## vad_floor on test", 1)[1]
+    f, m = chosen["vad_floor"], chosen["input_mix"]
+    rows = ["| 0 / 0 |", "| 1 / 0 |", f"| {f:g} / 0 |", f"| {f:g} / {m:g} |"] if m else ["| 0 |", "| 1 |", f"| {f:g} |"]
+    for row in ["| noisy input |", *rows]:
+        assert row in floors, (row, floors)
+    by_snr = floors.split("PESQ / STOI by SNR", 1)[1].split("\n\n", 1)[1]
+    assert [line.split("|")[1].strip() for line in by_snr.strip().splitlines()[2:7]] == ["-5", "0", "5", "10", "15"]
+
+
+def test_decoding_uses_the_chosen_settings(fake_full_run):
+    """enhanced_test holds the output at the floor, mix and chunking chosen on valid (0.25 or 0.75, not
+    the config's 0; 1.5 s segments, not 8 s): the same, to 16-bit rounding, as enhancing with them here,
+    and unlike floor 0, the other mix or 8 s segments."""
+    import yaml
+
+    from csmvanet.enhance import Enhancer
+
+    out, exp, _ = fake_full_run
+    chosen = yaml.safe_load((exp / "inference.yaml").read_text())
+    f, m = chosen["vad_floor"], chosen["input_mix"]
+    enh = read_scp(exp / "enhanced_test" / "enhanced.scp")
+    noisy = read_scp(out / "dump" / "test" / "wav.scp")
+    assert set(enh) == set(noisy)
+    model = Enhancer.from_pretrained(exp, checkpoint="valid.loss.ave.pth")
+    assert (model.vad_floor, model.input_mix, model.segment_seconds, model.overlap_seconds) == (f, m, 1.5, 0.25)
+    other = {"floor 0": Enhancer.from_pretrained(exp, checkpoint="valid.loss.ave.pth", vad_floor=0.0),
+             "another mix": Enhancer.from_pretrained(exp, checkpoint="valid.loss.ave.pth", input_mix=0.2 - m),
+             "8 s segments": Enhancer.from_pretrained(exp, checkpoint="valid.loss.ave.pth", segment_seconds=8.0,
+                                                      overlap_seconds=1.0)}
+    long_utts = [u for u in sorted(enh) if sf.info(noisy[u]).duration > 2.0][:3]
+    assert long_utts
+    for utt in long_utts:
+        y = sf.read(enh[utt])[0]
+        x, sr = sf.read(noisy[utt], dtype="float32")
+        np.testing.assert_allclose(y, model.enhance(x, sr)[0], atol=1.5 / 32768)
+        for what, e in other.items():
+            assert np.abs(y - e.enhance(x, sr)[0]).max() > 1e-4, (utt, what)
+
+
+def test_the_packed_model_carries_its_settings_and_scores(fake_full_run):
+    import yaml
+
+    from csmvanet.enhance import Enhancer
+
+    out, exp, _ = fake_full_run
+    chosen = yaml.safe_load((exp / "inference.yaml").read_text())
+    enh = Enhancer.from_pretrained(exp / "packed" / "model.pth")
+    assert (enh.vad_floor, enh.vad_threshold, enh.input_mix) == (chosen["vad_floor"], chosen["vad_threshold"],
+                                                                 chosen["input_mix"])
+    assert enh.model.vad_floor == chosen["vad_floor"]
+    scores = enh.metadata["scores"]
+    assert set(scores) == {"test", "valid"}
+    summary = yaml.safe_load((exp / "enhanced_test" / "scoring" / "summary.yaml").read_text())
+    assert scores["test"]["enhanced"]["pesq"] == summary["means"]["enhanced"]["pesq"]
+    assert enh.metadata["training_wall_seconds"] > 0
+    assert Enhancer.from_pretrained(exp / "packed" / "model.pth", vad_floor=1.0).vad_floor == 1.0

@@ -1,12 +1,21 @@
 """csmvanet-enhance: denoise audio files of any length with a trained CSM-VANet.
 
+  csmvanet-enhance INPUT... --output_dir D                  (the bundled model)
   csmvanet-enhance --model MODEL INPUT... --output_dir D
   csmvanet-enhance --model MODEL --wav_scp data/test/wav.scp --output_dir D [--out_scp enh.scp]
                    [--vad_dir V] [--segments data/test/segments]
+  csmvanet-enhance --list_models
 
 MODEL: an experiment dir (config.yaml + valid.loss.ave.pth, or the first present of
 valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth), a weights file in
-one, or a packed model (csmvanet-pack).
+one, a packed model (csmvanet-pack), or the name of a model shipped with the package
+(--list_models). Without --model the first bundled model is used: a small CPU-trained model
+(egs/voiceprompts; its model card is csmvanet/pretrained/README.md), not the paper's.
+
+--vad_floor F: the stage-2 gain floor + (1 - floor) x VAD probability on the stage-1 spectrum (0: the
+paper's stage 2, 1: stage 1 alone, the VAD gate off). Default: the floor chosen on validation and
+stored with the model (csmvanet-tune-inference), else the config's vad_floor. --input_mix M: the
+output is (1 - M) x enhanced + M x input (default: the model's, else 0).
 
 INPUT: audio files (any format soundfile reads) and folders (every file below, recursively, in a
 format this libsndfile reads: wav, flac, ogg/opus, mp3 (libsndfile >= 1.1), aiff, ...). Every other
@@ -29,7 +38,8 @@ clipping. Input peaks above 1.0 (float files) are normalised before the network 
 
 --vad_dir V writes V/vad_prob.ark + V/vad_prob.scp (kaldiio float32 speech probability per frame,
 hop 100 at 16 kHz; multi-channel: the maximum over channels), V/segments (Kaldi) and V/vad.rttm,
-with --vad_threshold, --min_speech and --min_silence (seconds).
+with --vad_threshold (default: the threshold stored with the model, else 0.5), --min_speech and
+--min_silence (seconds).
 
 --backend runs the network with torch (default), onnxruntime (pip install 'csmvanet[onnx]'; the
 network is exported in memory, or read from --onnx FILE written by csmvanet-export from the same
@@ -64,6 +74,16 @@ def _seconds(positive: bool):
     return parse
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -85,15 +105,23 @@ def _main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="csmvanet-enhance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files or folders")
-    p.add_argument("--model", required=True, help="experiment dir, weights file in one, or packed model")
+    p.add_argument("--model", default=None,
+                   help="experiment dir, weights file in one, packed model or bundled model name "
+                        "(default: the first bundled model, see --list_models)")
+    p.add_argument("--list_models", action="store_true", help="list the models shipped with the package and exit")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     p.add_argument("--wav_scp", default=None, help="Kaldi wav.scp of inputs (outputs D/<utt>.<fmt>)")
     p.add_argument("--segments", default=None,
                    help="Kaldi segments: enhance each utterance (segment) of the --wav_scp recordings")
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--output_dir", default=None, help="where the enhanced files go (required)")
     p.add_argument("--out_scp", default=None, help="write `utt path` of every output written")
     p.add_argument("--vad_dir", default=None, help="write vad_prob.ark/.scp, segments, vad.rttm here")
-    p.add_argument("--vad_threshold", type=float, default=0.5)
+    p.add_argument("--vad_threshold", type=_fraction, default=None,
+                   help="VAD decision threshold of segments/RTTM (default: the model's, else 0.5)")
+    p.add_argument("--vad_floor", type=_fraction, default=None,
+                   help="stage-2 gain floor, 0 (paper) ... 1 (VAD gate off); default: the model's")
+    p.add_argument("--input_mix", type=_fraction, default=None,
+                   help="share of the unprocessed input kept in the output, 0 ... 1; default: the model's, else 0")
     p.add_argument("--min_speech", type=float, default=0.25, help="drop speech segments shorter (s)")
     p.add_argument("--min_silence", type=float, default=0.1, help="bridge pauses shorter (s)")
     p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None, help="segment length (default 8)")
@@ -110,6 +138,13 @@ def _main(argv=None) -> int:
     p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     args = p.parse_args(argv)
+    if args.list_models:
+        from csmvanet.model_files import list_bundled_models
+
+        print(list_bundled_models())
+        return 0
+    if not args.output_dir:
+        p.error("the following arguments are required: --output_dir")
     if not args.inputs and not args.wav_scp:
         p.error("give INPUT files/folders or --wav_scp")
     if args.segments and not args.wav_scp:
@@ -145,7 +180,9 @@ def _main(argv=None) -> int:
             enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
                                            segment_seconds=args.segment_seconds,
                                            overlap_seconds=args.overlap_seconds, backend=args.backend,
-                                           onnx_path=args.onnx, retain_memory=True)
+                                           onnx_path=args.onnx, retain_memory=True,
+                                           vad_floor=args.vad_floor, vad_threshold=args.vad_threshold,
+                                           input_mix=args.input_mix)
         for w in caught:
             print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
     except (EnhanceError, ValueError, OSError) as e:
@@ -153,14 +190,16 @@ def _main(argv=None) -> int:
         return 2
     all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format, segments=args.segments)
     items = [it for it in all_items if not it.skipped]
-    print(f"csmvanet-enhance: model {args.model} ({enh.sample_rate} Hz), {len(items)} input(s), "
+    print(f"csmvanet-enhance: model {enh.source} ({enh.sample_rate} Hz, vad_floor {enh.vad_floor:g}, "
+          f"input_mix {enh.input_mix:g}), "
+          f"{len(items)} input(s), "
           f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
         rep = enhance_batch(enh, all_items, args.output_dir, out_scp=args.out_scp, vad_dir=args.vad_dir,
                             channels=args.channels, subtype=args.output_subtype,
-                            vad_threshold=args.vad_threshold, min_speech=args.min_speech,
+                            vad_threshold=enh.vad_threshold, min_speech=args.min_speech,
                             min_silence=args.min_silence, progress=not args.no_progress)
     except (EnhanceError, ValueError, OSError) as e:   # output dir / scp / VAD files not writable
         print(f"csmvanet-enhance: error: {e}", file=sys.stderr)

@@ -157,7 +157,7 @@ def _main(argv=None) -> int:
                                 title=args.title, config_file=args.config_file,
                                 published=args.published, utt2noise=args.utt2noise,
                                 utt2snr=args.utt2snr, pesq_mode=args.pesq_mode,
-                                figures=args.figures)
+                                figures=args.figures, vad_threshold=args.vad_threshold)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
     except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)

@@ -57,6 +57,14 @@ def system_means(results: list[UttResult], system: str) -> tuple[dict[str, float
     return means, nans
 
 
+def _all_speech(means: dict) -> list[float]:
+    """VAD_COLS values of the baseline deciding 'speech' for every frame (pooled counts of ``means``)."""
+    pos = means["vad_tp"] + means["vad_fn"]
+    neg = means["vad_fp"] + means["vad_tn"]
+    base = vad_from_counts(pos, neg, 0, 0)
+    return [base.get(k, math.nan) for _, k in VAD_COLS]
+
+
 def _fmt(v, dec: int) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -210,8 +218,9 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
                  missing: list[str], extra: list[str], title: str = "Enhanced",
                  config_file: Path | None = None, published: Path | None = None,
                  utt2noise: Path | None = None, utt2snr: Path | None = None,
-                 pesq_mode: str | None = None, figures: bool = True) -> Path:
-    """Write out_dir/RESULTS.md (+ summary.yaml, figures/). Returns the RESULTS.md path."""
+                 pesq_mode: str | None = None, figures: bool = True, vad_threshold: float = 0.5) -> Path:
+    """Write out_dir/RESULTS.md (+ summary.yaml, figures/). Returns the RESULTS.md path.
+    ``vad_threshold``: the decision threshold the VAD metrics were computed with (named in the report)."""
     from csmvanet.config import load_config
     from csmvanet.datadir import read_scp
     out_dir = Path(out_dir)
@@ -231,7 +240,7 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
         md.append(f"- noisy list: `{inputs.noisy_scp}`")
     if inputs.vad_ref_scp:
         md += [f"- VAD labels: `{inputs.vad_ref_scp}`", f"- VAD predictions: `{inputs.vad_hyp_scp}` "
-               "(speech when probability >= 0.5)"]
+               f"(speech when probability >= {vad_threshold:g})"]
     md.append("")
 
     md += ["## Utterances", ""]
@@ -260,13 +269,15 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
     md.append("")
     ens, ens_nan = system_means(results, "enhanced")
     if "vad_tp" in ens:
-        md += ["## VAD", "", "| " + " | ".join(lab for lab, _ in VAD_COLS) + " |",
-               "|" + "---:|" * len(VAD_COLS),
-               "| " + " | ".join(_fmt(ens.get(k), 3) for _, k in VAD_COLS) + " |", "",
+        md += ["## VAD", "", "| " + " | ".join(lab for lab, _ in VAD_COLS) + " | Decision |",
+               "|" + "---:|" * len(VAD_COLS) + "---|",
+               "| " + " | ".join(_fmt(ens.get(k), 3) for _, k in VAD_COLS) + " | model |",
+               "| " + " | ".join(_fmt(v, 3) for v in _all_speech(ens)) + " | every frame speech |", "",
                f"Accuracy, precision, recall and F1 pool the frames of all utterances "
                f"(tp {ens['vad_tp']}, fp {ens['vad_fp']}, fn {ens['vad_fn']}, tn {ens['vad_tn']}); "
                f"AUC is the mean of per-utterance AUCs ({ens_nan.get('vad_auc', 0)} utterances "
-               f"without both classes excluded).", ""]
+               f"without both classes excluded). The second row is the baseline that calls every frame "
+               f"speech (recall 1; AUC undefined).", ""]
     if u2n or u2s:
         md += ["## Table II layout (PESQ / STOI by noise type and SNR)", "",
                table2(results, u2n, u2s, title), ""]

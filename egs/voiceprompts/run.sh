@@ -9,8 +9,9 @@
 #      noise lists split by recording (+ babble, coloured noise)                local/data_prep.sh    -> data/{speech,noise}_<set>, dump/audio/{speech,noise}_<set>
 #   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  local/prepare_dump.sh -> dump/<set>, dump/audio/<set>
 #   3  train                                                                     steps/train.sh        -> exp/<tag>/
-#   4  enhance the valid and test sets                                           steps/decode.sh       -> exp/<tag>/enhanced_<set>/
-#   5  score them                                                                steps/score_sets.sh   -> exp/<tag>/RESULTS.md
+#   4  choose vad_floor and the VAD threshold on valid (csmvanet-tune-inference -> exp/<tag>/inference.yaml),
+#      enhance valid and test with them; compare floors 1, 0 and the chosen one on test   steps/decode.sh -> exp/<tag>/enhanced_<set>/, floors_<set>.md
+#   5  score them; pack the model with its settings and scores                   steps/score_sets.sh   -> exp/<tag>/RESULTS.md, exp/<tag>/packed/model.pth
 set -euo pipefail
 if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
   echo "$0: run this from its folder (egs/voiceprompts): utils/ and steps/ must be here" >&2
@@ -32,7 +33,10 @@ train_seconds=2                   # their length in seconds
 train_snrs=uniform:-5:15          # training SNRs in dB
 test_snrs=-5,0,5,10,15            # valid/test SNRs in dB: valid draws one per utterance; test has every (noise type, SNR) pair equally often
 seed=1                            # data prep and simulation seed (train: seed, valid: seed+1, test: seed+2)
-train_config=conf/train.yaml      # csmvanet-train config (egs/mini's small CSM-VANet, untuned)
+train_config=conf/train.yaml      # csmvanet-train config (the shipped model's; alternatives in conf/tuning/)
+train_threads=1                   # stage 3 torch threads (empty: every core); 1 rebuilds the shipped model bit for bit (same torch build)
+tune_args="--floors 0,0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --keep_stoi --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4 (see README.md)
+compare_floors="1 0"              # stage 4/5: vad_floor values compared with the chosen one on the test sets (input_mix 0 and the chosen one)
 vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
 
 . ./path.sh
@@ -56,19 +60,51 @@ if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
 fi
 
 if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --train_args "$train_args" \
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_threads "$train_threads" --train_args "$train_args" \
     "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
 fi
 
-if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid_set $test_sets; compare vad_floor $compare_floors + chosen on $test_sets"; then
+  if [ -f "$exp/$inference_model" ]; then   # a model of this experiment: its settings are chosen here
+    # shellcheck disable=SC2086
+    $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
+      --checkpoint "$inference_model" --data_dir "$dumpdir/$valid_set" --no_progress $tune_args
+    log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
+  fi
+  if [ -f "$exp/inference.yaml" ]; then   # one job per test set beside the decoding below (one network pass, every floor)
+    floors="${compare_floors// /,},$(awk '/^vad_floor:/ { print $2 }' "$exp/inference.yaml")"
+    mixes="0,$(awk '/^input_mix:/ { print $2 }' "$exp/inference.yaml")"
+    for x in $test_sets; do
+      $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
+        --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --report "$exp/floors_$x.md" --no_progress &
+    done
+  fi
   for x in $valid_set $test_sets; do
     steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
       --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
   done
+  wait_failed=0
+  for job in $(jobs -p); do wait "$job" || wait_failed=1; done
+  [ "$wait_failed" -eq 0 ] || { echo "$0: comparing the floors failed: see $exp/log/floors_<set>.log" >&2; exit 1; }
 fi
 
-if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
+if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor comparison); pack -> $exp/packed/model.pth"; then
+  vad_opts=
+  if [ -f "$exp/inference.yaml" ]; then   # VAD metrics at the threshold chosen on validation
+    vad_opts="--vad_threshold $(awk '/^vad_threshold:/ { print $2 }' "$exp/inference.yaml")"
+  fi
   steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
-    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
+    --score_opts "$vad_opts $score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
+  for x in $test_sets; do
+    [ -f "$exp/floors_$x.md" ] || continue
+    { echo; echo "## vad_floor on $x: 1 = stage 1 alone, 0 = the paper's stage 2, and the floor chosen on $valid_set (each with input_mix 0 and the chosen one)"
+      echo; cat "$exp/floors_$x.md"; } >> "$exp/RESULTS.md"
+  done
+  if [ -f "$exp/$inference_model" ]; then
+    mkdir -p "$exp/packed"
+    csmvanet-pack --exp_dir "$exp" --checkpoint "$inference_model" --out "$exp/packed/model.pth" \
+      > "$exp/packed.log"
+    log "packed $exp/packed/model.pth (settings and scores: $exp/packed.log)"
+  fi
 fi
 log "Done (stages $stage-$stop_stage)"

@@ -1,0 +1,108 @@
+"""csmvanet-tune-inference: choose a model's stage-2 gain floor, input mix and VAD threshold on a
+validation set.
+
+  csmvanet-tune-inference --exp_dir E --data_dir dump/valid [--checkpoint valid.loss.ave.pth]
+                          [--floors 0,0.1,...,1] [--mixes 0] [--keep_stoi]
+                          [--thresholds 0.05,...,0.95] [--criterion pesq]
+                          [--segment_seconds S --overlap_seconds O]
+  csmvanet-tune-inference --exp_dir E --data_dir dump/test --floors 1,0,0.3 --mixes 0,0.1 --report floors_test.md
+
+Every pair of a floor f of --floors and a mix m of --mixes is scored: the enhanced output uses the
+gain f + (1 - f) x VAD probability on the stage-1 spectrum (0: the paper's stage 2; 1: stage 1 alone)
+and keeps m of the unprocessed input, (1 - m) x enhanced + m x input. Each pair is scored (mean PESQ,
+STOI, SI-SDR against <data_dir>/spk1.scp) and the best by --criterion is chosen (ties: the larger
+floor, then the smaller mix); with --keep_stoi only among the pairs whose mean STOI is not below the
+noisy input's at any SNR (<data_dir>/utt2snr; overall without it). The VAD threshold of --thresholds
+with the best frame F1 against <data_dir>/vad_labels.scp (frames pooled over the utterances) is
+chosen too. All go to E/inference.yaml, with the table of every value tried; loading E
+(csmvanet-enhance --model E, Enhancer.from_pretrained) and packing it (csmvanet-pack) then use them
+as defaults. --segment_seconds/--overlap_seconds: the chunking to enhance with (default: the model's,
+else 8 s / 1 s); when given, it is stored in inference.yaml too and becomes the model's default.
+Every pair is one enhancement of every utterance, as decoding does it, with the network run once per
+chunk for all of them. The tables also give the unprocessed input's scores and, where the data dir
+has utt2snr, PESQ / STOI by SNR.
+
+--report FILE compares the pairs on a data dir (e.g. the test set) and writes the table to FILE;
+nothing is chosen and inference.yaml is left as it is.
+An utterance that cannot be read or enhanced is named and left out; exit 1 if any was.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _grid(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or not all(0.0 <= v <= 1.0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers from 0 to 1, got {text!r}")
+    return vals
+
+
+def main(argv=None) -> int:
+    from csmvanet.tuning import CRITERIA, DEFAULT_FLOORS, DEFAULT_MIXES, DEFAULT_THRESHOLDS
+
+    p = argparse.ArgumentParser(prog="csmvanet-tune-inference", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp_dir", required=True, help="experiment dir (config.yaml + weights)")
+    p.add_argument("--data_dir", required=True, help="validation data dir: wav.scp, spk1.scp, vad_labels.scp")
+    p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
+    p.add_argument("--floors", type=_grid, default=list(DEFAULT_FLOORS))
+    p.add_argument("--mixes", type=_grid, default=list(DEFAULT_MIXES), help="input_mix values")
+    p.add_argument("--keep_stoi", action="store_true",
+                   help="choose among the settings that keep STOI at the noisy input's at every SNR")
+    p.add_argument("--thresholds", type=_grid, default=list(DEFAULT_THRESHOLDS))
+    p.add_argument("--criterion", choices=CRITERIA, default="pesq")
+    p.add_argument("--segment_seconds", type=float, default=None, help="chunk length (stored when given)")
+    p.add_argument("--overlap_seconds", type=float, default=None, help="chunk overlap (with --segment_seconds)")
+    p.add_argument("--report", default=None, help="compare --floors on --data_dir into this file; choose nothing")
+    p.add_argument("--no_progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.overlap_seconds is not None and args.segment_seconds is None:
+        p.error("--overlap_seconds needs --segment_seconds")
+
+    from csmvanet.enhance import EnhanceError, Enhancer
+    from csmvanet.tuning import choose_settings, settings_table, write_settings
+
+    def say(msg: str) -> None:
+        print(f"csmvanet-tune-inference: {msg}", file=sys.stderr)
+
+    try:
+        enh = Enhancer.from_pretrained(args.exp_dir, checkpoint=args.checkpoint,
+                                       segment_seconds=args.segment_seconds, overlap_seconds=args.overlap_seconds)
+        found = choose_settings(enh, args.data_dir, floors=args.floors, mixes=args.mixes,
+                                thresholds=args.thresholds, criterion=args.criterion, keep_stoi=args.keep_stoi,
+                                progress=not args.no_progress, say=say)
+        table = settings_table(found, chosen=args.report is None)
+        if args.report:
+            from csmvanet.fileio import atomic_write_text
+
+            path = Path(args.report)
+            atomic_write_text(path, f"vad_floor compared on {args.data_dir} ({found.num_utts} utterances; "
+                                    f"{args.exp_dir}, {enh.metadata.get('checkpoint', '')}; segments "
+                                    f"{enh.segment_seconds:g} s, overlap {enh.overlap_seconds:g} s):\n\n{table}\n")
+        else:
+            segment = None if args.segment_seconds is None else (enh.segment_seconds, enh.overlap_seconds)
+            path = write_settings(args.exp_dir, found, checkpoint=enh.metadata.get("checkpoint", ""),
+                                  data_dir=args.data_dir, segment=segment)
+    except (EnhanceError, ValueError, OSError) as e:
+        say(f"error: {e}")
+        return 1
+    print(table)
+    if args.report:
+        say(f"{found.num_utts} utterance(s): {len(found.grid)} setting(s) -> {path}")
+    else:
+        say(f"{found.num_utts} utterance(s): vad_floor {found.vad_floor:g}, input_mix {found.input_mix:g}, "
+            f"vad_threshold {found.vad_threshold:g} -> {path}")
+    if found.failed:
+        say(f"{len(found.failed)} utterance(s) left out (listed above)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""vad_floor as an inference option and csmvanet-tune-inference (csmvanet.tuning): the floor is applied
+at synthesis, the output is linear in it, the choice on a data dir is the best of the grid, and the
+choice travels with the model (exp dir inference.yaml, packed metadata) unless overridden."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from csmvanet.checkpoint import save_checkpoint
+from csmvanet.enhance import Enhancer
+from csmvanet.metrics.basic import pesq_score, vad_metrics
+from csmvanet.model_files import ModelFileError
+from csmvanet.nets import build_model
+from csmvanet.synthetic import noise, speech_like
+from csmvanet.tuning import choose_settings, write_settings
+from csmvanet.vad import labels_from_clean, write_label_ark
+
+SR = 16000
+
+
+def make_exp(path: Path, cfg: dict, seed: int = 3) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    save_checkpoint(model.state_dict(), path / "valid.loss.ave.pth")
+    return path
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    from conftest import TINY_CONFIG
+
+    torch.set_num_threads(1)
+    return make_exp(tmp_path_factory.mktemp("tune") / "exp", TINY_CONFIG)
+
+
+def mixture(seed: int, seconds: float = 2.5):
+    clean, _ = speech_like(seed, seconds=seconds, sr=SR)
+    clean = (0.3 * clean / np.abs(clean).max()).astype(np.float32)
+    n = noise("pink", seed + 100, seconds=seconds, sr=SR)
+    return clean, (clean + n * np.std(clean) / np.std(n)).astype(np.float32)
+
+
+def test_the_floor_is_applied_at_synthesis(exp):
+    """Floor 1: the stage-1 spectrum alone; floor 0: spectrum x VAD probability (the paper); floor f:
+    gain f + (1 - f) p on the compressed spectrum, so the three outputs all differ."""
+    from csmvanet.features import synthesise
+
+    enh = Enhancer.from_pretrained(exp)
+    _, x = mixture(1)
+    assert enh.vad_floor == 0.0 and enh.vad_threshold == 0.5       # the config's floor, the usual 0.5
+    with torch.no_grad():
+        out = enh.model(torch.from_numpy(x)[None])
+    spec1, vad, scale = out["spec1"], out["vad"], out["scale"]
+    outs = {}
+    for f in (0.0, 0.3, 1.0):
+        enh.set_vad_floor(f)
+        outs[f] = enh.enhance(x, SR, limit=False)[0]
+        want = synthesise(spec1 * (f + (1 - f) * vad)[:, None, :], enh.stft_cfg, len(x)) / scale[:, None]
+        np.testing.assert_allclose(outs[f], want[0].numpy(), atol=2e-5)
+    assert min(np.abs(outs[a] - outs[b]).max() for a, b in ((0.0, 0.3), (0.3, 1.0))) > 1e-4
+    with pytest.raises(ValueError, match="vad_floor must be a number from 0 to 1"):
+        enh.set_vad_floor(1.5)
+
+
+@pytest.fixture(scope="module")
+def valid_dir(tmp_path_factory, exp):
+    """A data dir of 3 mixtures (wav.scp, spk1.scp, vad_labels.scp) + one entry whose file is missing."""
+    from csmvanet.features import STFTConfig
+
+    d = tmp_path_factory.mktemp("valid")
+    wav, ref, labels = [], [], []
+    stft = STFTConfig(n_fft=400, win_length=400, hop_length=100, sample_rate=SR)
+    for i in range(3):
+        clean, noisy = mixture(10 + i)
+        sf.write(d / f"c{i}.wav", clean, SR)
+        sf.write(d / f"n{i}.wav", noisy, SR)
+        wav.append(f"u{i} {d}/n{i}.wav")
+        ref.append(f"u{i} {d}/c{i}.wav")
+        labels.append((f"u{i}", labels_from_clean(clean, stft)))
+    wav.append(f"u9 {d}/missing.wav")
+    ref.append(f"u9 {d}/missing_ref.wav")
+    (d / "wav.scp").write_text("\n".join(wav) + "\n")
+    (d / "spk1.scp").write_text("\n".join(ref) + "\n")
+    _, scp = write_label_ark(d / "vad", labels)
+    (d / "vad_labels.scp").write_text(Path(scp).read_text())
+    return d
+
+
+def test_choose_settings_takes_the_best_of_the_grid_and_names_what_failed(exp, valid_dir):
+    enh = Enhancer.from_pretrained(exp)
+    enh.set_vad_floor(0.2)
+    said = []
+    floors, thresholds = (0.0, 0.5, 1.0), (0.2, 0.4, 0.6, 0.8)
+    s = choose_settings(enh, valid_dir, floors=floors, thresholds=thresholds, progress=False, say=said.append)
+    assert enh.vad_floor == 0.2 and enh.model.vad_floor == 0.2       # left as it was
+    assert s.num_utts == 3 and len(s.failed) == 1 and s.failed[0].startswith("u9: ")
+    assert "missing.wav" in s.failed[0] and any("u9" in m for m in said)
+    # every floor's mean PESQ is that of enhancing at that floor directly (limiter on, as decoding)
+    import kaldiio
+
+    labels = dict(kaldiio.load_scp(str(valid_dir / "vad_labels.scp")))
+    for f in floors:
+        enh.set_vad_floor(f)
+        vals, probs, labs = [], [], []
+        for i in range(3):
+            clean, _ = sf.read(valid_dir / f"c{i}.wav", dtype="float32")
+            noisy, _ = sf.read(valid_dir / f"n{i}.wav", dtype="float32")
+            y, vad = enh.enhance(noisy, SR)
+            vals.append(pesq_score(clean, y, SR))
+            n = min(len(vad), len(labels[f"u{i}"]))
+            probs.append(vad[:n])
+            labs.append(labels[f"u{i}"][:n])
+        assert s.grid[(f, 0.0)]["pesq"] == pytest.approx(np.mean(vals), abs=0.02), f
+    assert (s.vad_floor, s.input_mix) == (max(floors, key=lambda f: (s.grid[(f, 0.0)]["pesq"], f)), 0.0)
+    pooled = {t: vad_metrics(np.concatenate(labs), np.concatenate(probs), t)["vad_f1"] for t in thresholds}
+    for t in thresholds:
+        assert s.thresholds[t] == pytest.approx(pooled[t], abs=1e-6)
+    assert s.vad_threshold == max(thresholds, key=lambda t: (pooled[t], -abs(t - 0.5)))
+    by_stoi = choose_settings(enh, valid_dir, floors=floors, thresholds=thresholds, criterion="stoi",
+                              progress=False, say=said.append)
+    assert by_stoi.vad_floor == max(floors, key=lambda f: (s.grid[(f, 0.0)]["stoi"], f))
+
+
+def test_input_mix_and_keep_stoi(exp, valid_dir):
+    """input_mix keeps that share of the input; keep_stoi chooses the best PESQ among the settings
+    whose STOI is not below the noisy input's (no utt2snr here: overall)."""
+    enh = Enhancer.from_pretrained(exp)
+    clean, x = mixture(2)
+    y0 = enh.enhance(x, SR, limit=False)[0]
+    enh.set_input_mix(0.25)
+    np.testing.assert_allclose(enh.enhance(x, SR, limit=False)[0], 0.75 * y0 + 0.25 * x, atol=1e-5)
+    enh.set_input_mix(0.0)
+    said = []
+    s = choose_settings(enh, valid_dir, floors=(0.0, 1.0), mixes=(0.0, 0.5, 1.0), thresholds=(0.5,),
+                        keep_stoi=True, progress=False, say=said.append)
+    assert sorted(s.grid) == [(0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0)]
+    ok = [c for c in s.grid if s.grid[c]["stoi"] >= s.noisy["stoi"]]
+    assert (1.0, 1.0) in ok and (0.0, 0.0) not in ok     # the input itself keeps STOI; this random net does not
+    assert s.kept_stoi and (s.vad_floor, s.input_mix) == max(ok, key=lambda c: (s.grid[c]["pesq"], c[0], -c[1]))
+    assert enh.input_mix == 0.0
+    s = choose_settings(enh, valid_dir, floors=(0.0, 1.0), thresholds=(0.5,), keep_stoi=True, progress=False,
+                        say=said.append)
+    assert not s.kept_stoi and (s.vad_floor, s.input_mix) == max(s.grid, key=lambda c: (s.grid[c]["pesq"], c[0]))
+    assert any("no setting of the grid keeps STOI" in m for m in said)
+
+
+def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
+    import shutil
+
+    from csmvanet.model_files import pack_model
+    from csmvanet.tuning import Settings
+
+    e = tmp_path / "exp"
+    shutil.copytree(exp, e)
+    s = Settings(vad_floor=0.4, vad_threshold=0.35, criterion="pesq", input_mix=0.1,
+                 grid={(0.4, 0.1): {"pesq": 1.0, "stoi": 0.5, "si_sdr": 0.0}})
+    write_settings(e, s, checkpoint="valid.loss.ave.pth", data_dir="dump/valid")
+    enh = Enhancer.from_pretrained(e)
+    assert (enh.vad_floor, enh.vad_threshold, enh.model.vad_floor, enh.input_mix) == (0.4, 0.35, 0.4, 0.1)
+    assert Enhancer.from_pretrained(e, vad_floor=1.0, vad_threshold=0.6).vad_floor == 1.0
+    pack_model(e, tmp_path / "m.pth")
+    packed = Enhancer.from_pretrained(tmp_path / "m.pth")
+    assert (packed.vad_floor, packed.vad_threshold, packed.input_mix) == (0.4, 0.35, 0.1)
+    # chosen for another checkpoint: not used, and said
+    save_checkpoint(torch.load(e / "valid.loss.ave.pth", weights_only=True), e / "other.pth")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = Enhancer.from_pretrained(e, checkpoint="other.pth")
+    assert other.vad_floor == 0.0 and any("chosen for valid.loss.ave.pth, not other.pth" in str(w.message)
+                                          for w in caught)
+    (e / "inference.yaml").write_text("vad_floor: 2\nvad_threshold: 0.5\n")
+    with pytest.raises(ModelFileError, match=r"inference.yaml: vad_floor must be a number from 0 to 1"):
+        Enhancer.from_pretrained(e)
+
+
+def test_cli_vad_floor_is_checked_and_applied(exp, tmp_path):
+    _, x = mixture(5, seconds=1.5)
+    sf.write(tmp_path / "in.wav", x, SR)
+    bad = subprocess.run([sys.executable, "-m", "csmvanet.bin.enhance", "--model", str(exp), str(tmp_path / "in.wav"),
+                          "--output_dir", str(tmp_path / "o"), "--vad_floor", "1.5"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--vad_floor: expected a number from 0 to 1, got '1.5'" in bad.stderr
+    outs = {}
+    for f in ("0", "1"):
+        p = subprocess.run([sys.executable, "-m", "csmvanet.bin.enhance", "--model", str(exp), str(tmp_path / "in.wav"),
+                            "--output_dir", str(tmp_path / f), "--vad_floor", f, "--no_progress"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert f"vad_floor {f}" in p.stderr
+        outs[f] = sf.read(tmp_path / f / "in.wav")[0]
+    enh = Enhancer.from_pretrained(exp, vad_floor=1.0)
+    np.testing.assert_allclose(outs["1"], enh.enhance(x, SR)[0], atol=1.5 / 32768)
+    assert np.abs(outs["1"] - outs["0"]).max() > 1e-3
