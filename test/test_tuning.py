@@ -16,7 +16,7 @@ import yaml
 
 from csmvanet.checkpoint import save_checkpoint
 from csmvanet.enhance import Enhancer
-from csmvanet.metrics.basic import pesq_score, vad_metrics
+from csmvanet.metrics.basic import pesq_score, si_sdr, vad_metrics
 from csmvanet.model_files import ModelFileError
 from csmvanet.nets import build_model
 from csmvanet.synthetic import noise, speech_like
@@ -98,6 +98,7 @@ def valid_dir(tmp_path_factory, exp):
 
 def test_choose_settings_takes_the_best_of_the_grid_and_names_what_failed(exp, valid_dir):
     enh = Enhancer.from_pretrained(exp)
+    enh.set_chunking(1.0, 0.25)      # several chunks of one shape per utterance: each must keep its own outputs
     enh.set_vad_floor(0.2)
     said = []
     floors, thresholds = (0.0, 0.5, 1.0), (0.2, 0.4, 0.6, 0.8)
@@ -111,16 +112,19 @@ def test_choose_settings_takes_the_best_of_the_grid_and_names_what_failed(exp, v
     labels = dict(kaldiio.load_scp(str(valid_dir / "vad_labels.scp")))
     for f in floors:
         enh.set_vad_floor(f)
-        vals, probs, labs = [], [], []
+        vals, sdrs, probs, labs = [], [], [], []
         for i in range(3):
             clean, _ = sf.read(valid_dir / f"c{i}.wav", dtype="float32")
             noisy, _ = sf.read(valid_dir / f"n{i}.wav", dtype="float32")
             y, vad = enh.enhance(noisy, SR)
             vals.append(pesq_score(clean, y, SR))
+            sdrs.append(si_sdr(clean, y))
             n = min(len(vad), len(labels[f"u{i}"]))
             probs.append(vad[:n])
             labs.append(labels[f"u{i}"][:n])
-        assert s.grid[(f, 0.0)]["pesq"] == pytest.approx(np.mean(vals), abs=0.02), f
+        assert s.grid[(f, 0.0)]["pesq"] == pytest.approx(np.mean(vals), abs=1e-6), f
+        assert s.grid[(f, 0.0)]["si_sdr"] == pytest.approx(np.mean(sdrs), abs=1e-4), f
+    assert len({round(s.grid[(f, 0.0)]["si_sdr"], 3) for f in floors}) == len(floors)   # the floors differ
     assert (s.vad_floor, s.input_mix) == (max(floors, key=lambda f: (s.grid[(f, 0.0)]["pesq"], f)), 0.0)
     pooled = {t: vad_metrics(np.concatenate(labs), np.concatenate(probs), t)["vad_f1"] for t in thresholds}
     for t in thresholds:
