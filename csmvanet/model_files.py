@@ -130,17 +130,15 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
     if not path.is_file():
         return None
     data = _parse_config(path.read_text(), path)
-    for k in INFERENCE_KEYS:
+    # required and optional keys: (name, upper bound, what it must be)
+    checks = [(k, 1.0, "a number from 0 to 1") for k in INFERENCE_KEYS]
+    checks += [(k, 1.0, "a number from 0 to 1") for k in ("input_mix",) if k in data]
+    checks += [(k, 3600.0, "a number of seconds") for k in ("segment_seconds", "overlap_seconds")
+               if data.get(k) is not None]
+    for k, top, what in checks:
         v = data.get(k)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
-            raise ModelFileError(f"{path}: {k} must be a number from 0 to 1, got {v!r}")
-    if "input_mix" in data and (not isinstance(data["input_mix"], (int, float)) or isinstance(data["input_mix"], bool)
-                                or not 0.0 <= float(data["input_mix"]) <= 1.0):
-        raise ModelFileError(f"{path}: input_mix must be a number from 0 to 1, got {data['input_mix']!r}")
-    for k in ("segment_seconds", "overlap_seconds"):     # optional: the chunking they were chosen with
-        v = data.get(k)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 3600):
-            raise ModelFileError(f"{path}: {k} must be a number of seconds, got {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= top:
+            raise ModelFileError(f"{path}: {k} must be {what}, got {v!r}")
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
                       "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)

@@ -104,12 +104,16 @@ def _counts(labels: np.ndarray, probs: np.ndarray, thresholds) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
+def _unit_values(values, name: str) -> list[float]:
+    """The distinct values, sorted; ValueError naming ``name`` if none or any outside 0..1."""
+    values = sorted({float(v) for v in values})
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"every {name} must be from 0 to 1, got {values}")
+    return values
+
+
 def _grid_of(floors, mixes) -> list[tuple[float, float]]:
-    floors = sorted({float(f) for f in floors})
-    mixes = sorted({float(m) for m in mixes})
-    for name, values in (("floor", floors), ("input_mix", mixes)):
-        if not values or not all(0.0 <= v <= 1.0 for v in values):
-            raise ValueError(f"every {name} must be from 0 to 1, got {values}")
+    floors, mixes = _unit_values(floors, "floor"), _unit_values(mixes, "input_mix")
     return [(f, m) for m in mixes for f in floors]
 
 
@@ -129,9 +133,7 @@ def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     grid = _grid_of(floors, mixes)
-    thresholds = sorted({float(t) for t in thresholds})
-    if not thresholds or not all(0.0 <= v <= 1.0 for v in thresholds):
-        raise ValueError(f"every threshold must be from 0 to 1, got {thresholds}")
+    thresholds = _unit_values(thresholds, "threshold")
     data_dir = Path(data_dir)
     try:
         noisy, clean = utterance_audio(data_dir, "wav.scp"), utterance_audio(data_dir, "spk1.scp")
