@@ -94,6 +94,35 @@ READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
 
 
+def _snr_limit(value) -> float | None:
+    """None (no limit) or a finite number of dB; ValueError otherwise."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not -100.0 <= v <= 100.0:
+        raise ValueError(f"snr_limit must be None or a number of dB from -100 to 100, got {value!r}")
+    return v
+
+
+def snr_limit_mix(enhanced: np.ndarray, noisy: np.ndarray, snr_limit: float) -> float:
+    """The share ``m`` of the input to keep so that ``(1 - m) x enhanced + m x noisy`` is no cleaner
+    than ``snr_limit`` dB, measured against the model's own estimate: with ``e = enhanced`` as the
+    speech and ``noisy - e`` as the noise it removed, the input's estimated SNR is
+    ``s = 10 log10(|e|^2 / |noisy - e|^2)`` and the output ``e + m (noisy - e)`` has ``s - 20 log10(m)``,
+    so ``m = 10^((s - snr_limit) / 20)``: an input already at or above the limit is kept as it is
+    (``m = 1``), a noisier one is enhanced up to the limit. 0 where nothing was removed or ``e`` is
+    silent."""
+    removed = float(np.sum(np.square(noisy - enhanced, dtype=np.float64)))
+    speech = float(np.sum(np.square(enhanced, dtype=np.float64)))
+    if removed <= 0.0 or speech <= 0.0:
+        return 0.0
+    est = 10.0 * np.log10(speech / removed)
+    return float(10.0 ** ((est - snr_limit) / 20.0)) if est < snr_limit else 1.0
+
+
 def _unit_interval(value, name: str) -> float:
     try:
         v = float(value)
@@ -126,7 +155,7 @@ class Enhancer:
                  overlap_seconds: float | None = None, metadata: dict | None = None, source: str = "",
                  backend: str = "torch", onnx_path: str | Path | None = None, retain_memory: bool = False,
                  vad_floor: float | None = None, vad_threshold: float | None = None,
-                 input_mix: float | None = None):
+                 input_mix: float | None = None, snr_limit: float | None = None):
         import torch
 
         if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory)
@@ -156,6 +185,7 @@ class Enhancer:
         self.vad_threshold = _unit_interval(vad_threshold if vad_threshold is not None
                                             else chosen.get("vad_threshold", 0.5), "vad_threshold")
         self.set_input_mix(input_mix if input_mix is not None else chosen.get("input_mix", 0.0))
+        self.set_snr_limit(snr_limit if snr_limit is not None else chosen.get("snr_limit"))
         if segment_seconds is None:   # the chunking stored with the model, else 8 s / 1 s
             segment_seconds = chosen.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
             if overlap_seconds is None:
@@ -168,16 +198,19 @@ class Enhancer:
                         segment_seconds: float | None = None, overlap_seconds: float | None = None,
                         backend: str = "torch", onnx_path: str | Path | None = None,
                         retain_memory: bool = False, vad_floor: float | None = None,
-                        vad_threshold: float | None = None, input_mix: float | None = None) -> "Enhancer":
+                        vad_threshold: float | None = None, input_mix: float | None = None,
+                        snr_limit: float | None = None) -> "Enhancer":
         """Load a packed model file, an experiment dir or a weights file inside an experiment dir;
         ``path=None`` (or a bundled model's name) loads a model shipped with the package
         (:data:`csmvanet.model_files.BUNDLED_MODELS`; the first is the default).
 
         ``vad_floor`` / ``vad_threshold`` / ``input_mix``: the stage-2 gain floor (0: the paper's
         stage 2, spectrum x VAD probability; 1: stage 1 alone), the VAD decision threshold of
-        segments/RTTM and the share of the unprocessed input kept in the output. Default: the values
+        segments/RTTM and the share of the unprocessed input kept in the output. ``snr_limit`` (dB):
+        each chunk keeps enough of the input that its estimated SNR is not above it
+        (:func:`snr_limit_mix`; ``float("inf")`` switches a stored limit off). Default: the values
         chosen on validation and stored with the model (csmvanet-tune-inference), else the config's
-        ``vad_floor``, 0.5 and 0.
+        ``vad_floor``, 0.5, 0 and no limit.
 
         ``backend`` (:data:`csmvanet.runners.BACKENDS`) runs the network: ``torch`` (default),
         ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
@@ -190,7 +223,7 @@ class Enhancer:
         return cls(model, config, device=device, segment_seconds=segment_seconds,
                    overlap_seconds=overlap_seconds, metadata=metadata, source=str(path), backend=backend,
                    onnx_path=onnx_path, retain_memory=retain_memory, vad_floor=vad_floor,
-                   vad_threshold=vad_threshold, input_mix=input_mix)
+                   vad_threshold=vad_threshold, input_mix=input_mix, snr_limit=snr_limit)
 
     def set_vad_floor(self, vad_floor: float) -> None:
         """Stage-2 gain ``floor + (1 - floor) * p_speech`` on the stage-1 spectrum: 0 is the paper's
@@ -201,6 +234,14 @@ class Enhancer:
         """Output ``(1 - m) x enhanced + m x input``: ``m`` of the unprocessed input is kept (0: none;
         DeepFilterNet's attenuation limit of ``-20 log10(m)`` dB is the same idea)."""
         self.input_mix = _unit_interval(input_mix, "input_mix")
+
+    def set_snr_limit(self, snr_limit: float | None) -> None:
+        """Per chunk, keep at least the share of the input that holds the output's estimated SNR
+        at ``snr_limit`` dB (:func:`snr_limit_mix`; never less than ``input_mix``): the cleaner the
+        input already is, the more of it is kept, so the network's distortions replace less of a
+        clean input. None or ``inf``: no limit."""
+        v = None if snr_limit is None or snr_limit == float("inf") else snr_limit
+        self.snr_limit = _snr_limit(v)
 
     def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
         """Segment and overlap lengths (rounded to the hop grid)."""
@@ -230,8 +271,11 @@ class Enhancer:
                                        None if vad_logits is None else vad_logits.to(self.device),
                                        scale, batch.shape[1])
             wave = out["wave"].float().cpu().numpy().T[:n]                       # [L, C]
-            if self.input_mix:
-                wave = (1.0 - self.input_mix) * wave + self.input_mix * x[:n]
+            mix = self.input_mix
+            if self.snr_limit is not None:
+                mix = max(mix, snr_limit_mix(wave, x[:n], self.snr_limit))
+            if mix:
+                wave = (1.0 - mix) * wave + mix * x[:n]
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
         return wave, vad
@@ -486,5 +530,5 @@ def input_scale(peak: float) -> float:
 
 
 # re-exported: names that were defined here before the split
-__all__ = ["CHANNEL_MODES", "CHECKPOINT_ORDER", "ChunkStitcher", "EnhanceError", "Enhancer", "ModelFileError",
+__all__ = ["CHANNEL_MODES", "CHECKPOINT_ORDER", "ChunkStitcher", "EnhanceError", "Enhancer", "ModelFileError", "snr_limit_mix",
            "StreamResult", "load_model_files", "pack_model", "soft_limit"]

@@ -26,7 +26,7 @@ from csmvanet.version import __version__, git_hash
 PACK_FORMAT = "csmvanet-packed-model"
 PACK_VERSION = 1
 INFERENCE_FILE = "inference.yaml"   # exp dir: inference settings chosen on validation (csmvanet-tune-inference)
-# (vad_floor and vad_threshold required; input_mix, segment_seconds and overlap_seconds optional)
+# (vad_floor and vad_threshold required; input_mix, snr_limit, segment_seconds and overlap_seconds optional)
 INFERENCE_KEYS = ("vad_floor", "vad_threshold")
 
 # Models shipped inside the package (csmvanet/pretrained/, package data): name -> file, sha256 of the
@@ -139,6 +139,9 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
         v = data.get(k)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= top:
             raise ModelFileError(f"{path}: {k} must be {what}, got {v!r}")
+    v = data.get("snr_limit")   # dB, or null: no limit
+    if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not -100.0 <= float(v) <= 100.0):
+        raise ModelFileError(f"{path}: snr_limit must be a number of dB from -100 to 100 or null, got {v!r}")
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
                       "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)

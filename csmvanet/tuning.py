@@ -46,14 +46,16 @@ class Settings:
     vad_threshold: float
     criterion: str
     input_mix: float = 0.0
-    grid: dict = field(default_factory=dict)          # (floor, mix) -> {pesq, stoi, si_sdr: mean}
+    snr_limit: float | None = None
+    grid: dict = field(default_factory=dict)          # (floor, mix, snr_limit) -> {pesq, stoi, si_sdr: mean}
     thresholds: dict = field(default_factory=dict)    # threshold -> pooled frame F1
     num_utts: int = 0
     failed: list = field(default_factory=list)        # "utt: reason"
     noisy: dict = field(default_factory=dict)         # {pesq, stoi, si_sdr: mean} of the unprocessed input
-    by_snr: dict = field(default_factory=dict)        # snr -> {"n": count, "noisy" | (floor, mix): scores}
+    by_snr: dict = field(default_factory=dict)        # snr -> {"n": count, "noisy" | setting: scores}
     keep_stoi: bool = False                           # chosen among the settings that keep STOI ...
     kept_stoi: bool = True                            # ... and one of them did
+    stoi_se: float = 0.0                              # ... by this many standard errors
 
 
 class _OncePerChunk:
@@ -77,14 +79,15 @@ def _scores(ref: np.ndarray, y: np.ndarray, sr: int) -> dict:
 
 
 def _grid_scores(enhancer: Enhancer, x: np.ndarray, ref: np.ndarray, sr: int, grid) -> tuple[dict, np.ndarray]:
-    """({"noisy" | (floor, mix): {pesq, stoi, si_sdr}}, VAD probabilities) of one utterance."""
+    """({"noisy" | (floor, mix, snr_limit): {pesq, stoi, si_sdr}}, VAD probabilities) of one utterance."""
     out, vad = {"noisy": _scores(ref, x, sr)}, None
     enhancer.runner.outputs.clear()
-    for f, m in grid:
+    for f, m, lim in grid:
         enhancer.set_vad_floor(f)
         enhancer.set_input_mix(m)
+        enhancer.set_snr_limit(lim)
         y, vad = enhancer.enhance(x, sr)
-        out[(f, m)] = _scores(ref, y, sr)
+        out[(f, m, lim)] = _scores(ref, y, sr)
     return out, vad
 
 
@@ -112,27 +115,55 @@ def _unit_values(values, name: str) -> list[float]:
     return values
 
 
-def _grid_of(floors, mixes) -> list[tuple[float, float]]:
+def _limit_values(values) -> list[float | None]:
+    """The distinct SNR limits (dB; None: no limit), None first, then from high to low."""
+    values = {None if v is None or v == math.inf else float(v) for v in values}
+    if not values or any(v is not None and not -100.0 <= v <= 100.0 for v in values):
+        raise ValueError(f"every snr_limit must be None or a number of dB from -100 to 100, got {sorted(values, key=str)}")
+    return sorted(values, key=lambda v: -math.inf if v is None else -v)
+
+
+def _grid_of(floors, mixes, limits=(None,)) -> list[tuple[float, float, float | None]]:
     floors, mixes = _unit_values(floors, "floor"), _unit_values(mixes, "input_mix")
-    return [(f, m) for m in mixes for f in floors]
+    return [(f, m, lim) for lim in _limit_values(limits) for m in mixes for f in floors]
+
+
+def _limit_key(lim: float | None) -> float:
+    return math.inf if lim is None else lim
+
+
+def _keeps_stoi(part: dict, c, stoi_se: float) -> bool:
+    """Mean STOI of setting ``c`` not below the noisy input's, by ``stoi_se`` standard errors of the
+    per-utterance difference (``part``: one SNR's {"noisy", c: means, "stoi_diffs": {c: diffs}})."""
+    d = np.asarray(part["stoi_diffs"][c], dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return False
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
+    return float(d.mean()) - stoi_se * se >= 0.0
 
 
 def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_FLOORS, mixes=(0.0,),
-                    thresholds=DEFAULT_THRESHOLDS, criterion: str = "pesq", keep_stoi: bool = False,
-                    progress: bool = True, say: Callable[[str], None] = print) -> Settings:
-    """Score every (floor, input_mix) of the grid and every threshold on ``data_dir`` (wav.scp,
-    spk1.scp, vad_labels.scp; utt2snr if there). The setting of the highest mean ``criterion`` is
-    chosen (ties: the larger floor, then the smaller mix); with ``keep_stoi`` only among the settings
-    whose mean STOI is not below the noisy input's at any SNR (utt2snr; without it, overall), and if
-    none is, among all (``kept_stoi`` False, said through ``say``). The threshold of the highest pooled
-    F1 is chosen (ties: the one nearest 0.5). An utterance that cannot be read or enhanced is named
-    through ``say`` and left out; none left raises ValueError."""
+                    snr_limits=(None,), thresholds=DEFAULT_THRESHOLDS, criterion: str = "pesq",
+                    keep_stoi: bool = False, stoi_se: float = 0.0, progress: bool = True,
+                    say: Callable[[str], None] = print) -> Settings:
+    """Score every (floor, input_mix, snr_limit) of the grid and every threshold on ``data_dir``
+    (wav.scp, spk1.scp, vad_labels.scp; utt2snr if there). The setting of the highest mean
+    ``criterion`` is chosen (ties: the larger floor, the smaller mix, the higher limit); with
+    ``keep_stoi`` only among the settings whose mean STOI is not below the noisy input's at any SNR
+    (utt2snr; without it, overall), with a margin of ``stoi_se`` standard errors of the per-utterance
+    STOI difference (0: the means alone), and if none is, among all (``kept_stoi`` False, said through
+    ``say``). The threshold of the highest pooled F1 is chosen (ties: the one nearest 0.5). An
+    utterance that cannot be read or enhanced is named through ``say`` and left out; none left raises
+    ValueError."""
     import kaldiio
     from tqdm import tqdm
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    grid = _grid_of(floors, mixes)
+    grid = _grid_of(floors, mixes, snr_limits)
+    if not stoi_se >= 0.0:
+        raise ValueError(f"stoi_se must be a number >= 0, got {stoi_se!r}")
     thresholds = _unit_values(thresholds, "threshold")
     data_dir = Path(data_dir)
     try:
@@ -144,10 +175,10 @@ def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_
     if labels_path is not None and enhancer.model.vad is not None:
         labels = read_scp(labels_path)
     utt2snr = read_scp(data_dir / "utt2snr") if (data_dir / "utt2snr").is_file() else {}
-    rows: dict = {}                                     # utt -> {"noisy" | (floor, mix): scores}
+    rows: dict = {}                                     # utt -> {"noisy" | setting: scores}
     counts = np.zeros((len(thresholds), 4), dtype=np.int64)
     failed = []
-    keep = enhancer.vad_floor, enhancer.input_mix, enhancer.runner
+    keep = enhancer.vad_floor, enhancer.input_mix, enhancer.runner, enhancer.snr_limit
     enhancer.runner = _OncePerChunk(keep[2])
     try:
         for utt in tqdm(sorted(noisy), desc="tune", disable=not progress):
@@ -172,61 +203,72 @@ def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_
         enhancer.set_vad_floor(keep[0])
         enhancer.set_input_mix(keep[1])
         enhancer.runner = keep[2]
+        enhancer.set_snr_limit(keep[3])
     used = len(noisy) - len(failed)
     if used == 0:
         raise ValueError(f"{data_dir}: no utterance could be scored ({failed[0] if failed else 'empty'})")
     means = {c: _mean([r[c] for r in rows.values()]) for c in grid}
     noisy_mean = _mean([r["noisy"] for r in rows.values()])
+    def part(sel: list[dict]) -> dict:
+        return {"n": len(sel), **{c: _mean([r[c] for r in sel]) for c in ["noisy", *grid]},
+                "stoi_diffs": {c: [r[c]["stoi"] - r["noisy"]["stoi"] for r in sel] for c in grid}}
+
     by_snr = {}
     for snr in sorted({utt2snr[u] for u in rows if u in utt2snr}, key=float):
-        sel = [r for u, r in rows.items() if utt2snr.get(u) == snr]
-        by_snr[float(snr)] = {"n": len(sel), **{c: _mean([r[c] for r in sel]) for c in ["noisy", *grid]}}
+        by_snr[float(snr)] = part([r for u, r in rows.items() if utt2snr.get(u) == snr])
     allowed, kept = grid, True
     if keep_stoi:
-        parts = list(by_snr.values()) or [{"noisy": noisy_mean, **means}]
-        allowed = [c for c in grid if all(p[c]["stoi"] >= p["noisy"]["stoi"] for p in parts)]
+        parts = list(by_snr.values()) or [part(list(rows.values()))]
+        allowed = [c for c in grid if all(_keeps_stoi(p, c, stoi_se) for p in parts)]
         if not allowed:
             allowed, kept = grid, False
             say("WARNING no setting of the grid keeps STOI at the noisy input's at every SNR; "
                 f"the best {criterion} of all is chosen")
-    best = max(allowed, key=lambda c: (np.nan_to_num(means[c][criterion], nan=-np.inf), c[0], -c[1]))
+    best = max(allowed, key=lambda c: (np.nan_to_num(means[c][criterion], nan=-np.inf), c[0], -c[1],
+                                       _limit_key(c[2])))
     f1 = {t: vad_from_counts(*map(int, c))["vad_f1"] for t, c in zip(thresholds, counts)}
     if counts.sum():
         best_t = max(thresholds, key=lambda t: (np.nan_to_num(f1[t], nan=-1.0), -abs(t - 0.5)))
     else:   # no labels (or no VAD decoder): the usual 0.5
         best_t, f1 = 0.5, {}
-    return Settings(vad_floor=best[0], input_mix=best[1], vad_threshold=best_t, criterion=criterion,
-                    grid=means, thresholds=f1, num_utts=used, failed=failed, noisy=noisy_mean,
-                    by_snr=by_snr, keep_stoi=keep_stoi, kept_stoi=kept)
+    for p in by_snr.values():
+        del p["stoi_diffs"]
+    return Settings(vad_floor=best[0], input_mix=best[1], snr_limit=best[2], vad_threshold=best_t,
+                    criterion=criterion, grid=means, thresholds=f1, num_utts=used, failed=failed,
+                    noisy=noisy_mean, by_snr=by_snr, keep_stoi=keep_stoi, kept_stoi=kept, stoi_se=stoi_se)
 
 
-def _label(c: tuple[float, float], mixes: bool) -> str:
-    return f"{c[0]:g}" + (f" / {c[1]:g}" if mixes else "")
+def _label(c: tuple, mixes: bool, limits: bool) -> str:
+    return (f"{c[0]:g}" + (f" / {c[1]:g}" if mixes or limits else "")
+            + (f" / {'none' if c[2] is None else format(c[2], 'g')}" if limits else ""))
 
 
 def settings_table(s: Settings, chosen: bool = True) -> str:
     """Markdown: the settings with their mean scores (the chosen one marked unless ``chosen=False``),
     PESQ / STOI by SNR where known, the thresholds' F1."""
-    mixes = any(m for _, m in s.grid)
-    head = "vad_floor / input_mix" if mixes else "vad_floor"
-    pick = (s.vad_floor, s.input_mix)
+    mixes = any(c[1] for c in s.grid)
+    limits = any(c[2] is not None for c in s.grid)
+    head = ("vad_floor / input_mix / snr_limit (dB)" if limits else
+            "vad_floor / input_mix" if mixes else "vad_floor")
+    pick = (s.vad_floor, s.input_mix, s.snr_limit)
     rows = [f"| {head} | PESQ | STOI | SI-SDR (dB) |", "|---|---:|---:|---:|"]
     if s.noisy:
         m = s.noisy
         rows.append(f"| noisy input | {m['pesq']:.3f} | {m['stoi']:.4f} | {m['si_sdr']:.2f} |")
     for c, m in s.grid.items():
         mark = " (chosen)" if chosen and c == pick else ""
-        rows.append(f"| {_label(c, mixes)}{mark} | {m['pesq']:.3f} | {m['stoi']:.4f} | {m['si_sdr']:.2f} |")
+        rows.append(f"| {_label(c, mixes, limits)}{mark} | {m['pesq']:.3f} | {m['stoi']:.4f} | {m['si_sdr']:.2f} |")
     if s.by_snr:
         cols = ["noisy", *s.grid]
         rows += ["", f"PESQ / STOI by SNR ({head}):", "",
-                 "| SNR (dB) | utterances | " + " | ".join(c if c == "noisy" else _label(c, mixes) for c in cols) + " |",
+                 "| SNR (dB) | utterances | " + " | ".join(c if c == "noisy" else _label(c, mixes, limits) for c in cols) + " |",
                  "|---:|---:|" + "---:|" * len(cols)]
         for snr, d in s.by_snr.items():
             rows.append(f"| {snr:g} | {d['n']} | " + " | ".join(f"{d[c]['pesq']:.2f} / {d[c]['stoi']:.3f}"
                                                               for c in cols) + " |")
     if chosen and s.keep_stoi:
-        rows += ["", "Chosen among the settings whose STOI is not below the noisy input's at any SNR"
+        margin = f" by {s.stoi_se:g} standard errors" if s.stoi_se else ""
+        rows += ["", f"Chosen among the settings whose STOI is not below the noisy input's at any SNR{margin}"
                  + ("." if s.kept_stoi else ": none was, so among all.")]
     if s.thresholds:
         rows += ["", "| VAD threshold | frame F1 |", "|---:|---:|"]
@@ -239,20 +281,23 @@ def write_settings(exp_dir: str | Path, s: Settings, *, checkpoint: str, data_di
                    segment: tuple[float, float] | None = None) -> Path:
     """``<exp_dir>/inference.yaml``: the chosen values, what they were chosen for and on, the grid;
     ``segment`` (segment_seconds, overlap_seconds): the chunking they were chosen with, stored too."""
-    doc = {"vad_floor": s.vad_floor, "vad_threshold": s.vad_threshold, "input_mix": s.input_mix}
+    doc = {"vad_floor": s.vad_floor, "vad_threshold": s.vad_threshold, "input_mix": s.input_mix,
+           "snr_limit": s.snr_limit}
     if segment is not None:
         doc.update(segment_seconds=float(segment[0]), overlap_seconds=float(segment[1]))
     doc.update({"checkpoint": checkpoint, "chosen_on": str(data_dir), "num_utts": s.num_utts,
-                "criterion": s.criterion, "keep_stoi": s.keep_stoi, "kept_stoi": s.kept_stoi,
+                "criterion": s.criterion, "keep_stoi": s.keep_stoi, "stoi_se": s.stoi_se,
+                "kept_stoi": s.kept_stoi,
                 "csmvanet_version": __version__, "git_hash": git_hash(),
                 "noisy": {k: round(v, 4) for k, v in s.noisy.items()},
-                "grid": [{"vad_floor": f, "input_mix": m, **{k: round(v, 4) for k, v in sc.items()}}
-                         for (f, m), sc in s.grid.items()],
+                "grid": [{"vad_floor": f, "input_mix": m, "snr_limit": lim, **{k: round(v, 4) for k, v in sc.items()}}
+                         for (f, m, lim), sc in s.grid.items()],
                 "thresholds": {float(t): round(v, 4) for t, v in s.thresholds.items()}})
     path = Path(exp_dir) / INFERENCE_FILE
     head = (f"# Inference settings of {checkpoint}, chosen by csmvanet-tune-inference on {data_dir}: the "
             f"floor and input mix of the best mean {s.criterion}"
             + (" among those keeping STOI at every SNR" if s.keep_stoi else "")
+            + (f" (by {s.stoi_se:g} standard errors)" if s.keep_stoi and s.stoi_se else "")
             + ", the VAD threshold of the best frame F1.\n")
     atomic_write_text(path, head + yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -122,17 +122,18 @@ def test_choose_settings_takes_the_best_of_the_grid_and_names_what_failed(exp, v
             n = min(len(vad), len(labels[f"u{i}"]))
             probs.append(vad[:n])
             labs.append(labels[f"u{i}"][:n])
-        assert s.grid[(f, 0.0)]["pesq"] == pytest.approx(np.mean(vals), abs=1e-6), f
-        assert s.grid[(f, 0.0)]["si_sdr"] == pytest.approx(np.mean(sdrs), abs=1e-4), f
-    assert len({round(s.grid[(f, 0.0)]["si_sdr"], 3) for f in floors}) == len(floors)   # the floors differ
-    assert (s.vad_floor, s.input_mix) == (max(floors, key=lambda f: (s.grid[(f, 0.0)]["pesq"], f)), 0.0)
+        assert s.grid[(f, 0.0, None)]["pesq"] == pytest.approx(np.mean(vals), abs=1e-6), f
+        assert s.grid[(f, 0.0, None)]["si_sdr"] == pytest.approx(np.mean(sdrs), abs=1e-4), f
+    assert len({round(s.grid[(f, 0.0, None)]["si_sdr"], 3) for f in floors}) == len(floors)   # the floors differ
+    assert (s.vad_floor, s.input_mix, s.snr_limit) == (max(floors, key=lambda f: (s.grid[(f, 0.0, None)]["pesq"], f)),
+                                                       0.0, None)
     pooled = {t: vad_metrics(np.concatenate(labs), np.concatenate(probs), t)["vad_f1"] for t in thresholds}
     for t in thresholds:
         assert s.thresholds[t] == pytest.approx(pooled[t], abs=1e-6)
     assert s.vad_threshold == max(thresholds, key=lambda t: (pooled[t], -abs(t - 0.5)))
     by_stoi = choose_settings(enh, valid_dir, floors=floors, thresholds=thresholds, criterion="stoi",
                               progress=False, say=said.append)
-    assert by_stoi.vad_floor == max(floors, key=lambda f: (s.grid[(f, 0.0)]["stoi"], f))
+    assert by_stoi.vad_floor == max(floors, key=lambda f: (s.grid[(f, 0.0, None)]["stoi"], f))
 
 
 def test_input_mix_and_keep_stoi(exp, valid_dir):
@@ -147,14 +148,15 @@ def test_input_mix_and_keep_stoi(exp, valid_dir):
     said = []
     s = choose_settings(enh, valid_dir, floors=(0.0, 1.0), mixes=(0.0, 0.5, 1.0), thresholds=(0.5,),
                         keep_stoi=True, progress=False, say=said.append)
-    assert sorted(s.grid) == [(0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0)]
+    assert sorted(s.grid) == [(0.0, 0.0, None), (0.0, 0.5, None), (0.0, 1.0, None), (1.0, 0.0, None),
+                              (1.0, 0.5, None), (1.0, 1.0, None)]
     ok = [c for c in s.grid if s.grid[c]["stoi"] >= s.noisy["stoi"]]
-    assert (1.0, 1.0) in ok and (0.0, 0.0) not in ok     # the input itself keeps STOI; this random net does not
-    assert s.kept_stoi and (s.vad_floor, s.input_mix) == max(ok, key=lambda c: (s.grid[c]["pesq"], c[0], -c[1]))
+    assert (1.0, 1.0, None) in ok and (0.0, 0.0, None) not in ok     # the input itself keeps STOI; this random net does not
+    assert s.kept_stoi and (s.vad_floor, s.input_mix, None) == max(ok, key=lambda c: (s.grid[c]["pesq"], c[0], -c[1]))
     assert enh.input_mix == 0.0
     s = choose_settings(enh, valid_dir, floors=(0.0, 1.0), thresholds=(0.5,), keep_stoi=True, progress=False,
                         say=said.append)
-    assert not s.kept_stoi and (s.vad_floor, s.input_mix) == max(s.grid, key=lambda c: (s.grid[c]["pesq"], c[0]))
+    assert not s.kept_stoi and (s.vad_floor, s.input_mix, None) == max(s.grid, key=lambda c: (s.grid[c]["pesq"], c[0]))
     assert any("no setting of the grid keeps STOI" in m for m in said)
 
 
@@ -166,15 +168,16 @@ def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
 
     e = tmp_path / "exp"
     shutil.copytree(exp, e)
-    s = Settings(vad_floor=0.4, vad_threshold=0.35, criterion="pesq", input_mix=0.1,
-                 grid={(0.4, 0.1): {"pesq": 1.0, "stoi": 0.5, "si_sdr": 0.0}})
+    s = Settings(vad_floor=0.4, vad_threshold=0.35, criterion="pesq", input_mix=0.1, snr_limit=12.0,
+                 grid={(0.4, 0.1, 12.0): {"pesq": 1.0, "stoi": 0.5, "si_sdr": 0.0}})
     write_settings(e, s, checkpoint="valid.loss.ave.pth", data_dir="dump/valid")
     enh = Enhancer.from_pretrained(e)
-    assert (enh.vad_floor, enh.vad_threshold, enh.model.vad_floor, enh.input_mix) == (0.4, 0.35, 0.4, 0.1)
-    assert Enhancer.from_pretrained(e, vad_floor=1.0, vad_threshold=0.6).vad_floor == 1.0
+    assert (enh.vad_floor, enh.vad_threshold, enh.model.vad_floor, enh.input_mix, enh.snr_limit) == (0.4, 0.35, 0.4, 0.1, 12.0)
+    over = Enhancer.from_pretrained(e, vad_floor=1.0, vad_threshold=0.6, snr_limit=float("inf"))
+    assert (over.vad_floor, over.snr_limit) == (1.0, None)
     pack_model(e, tmp_path / "m.pth")
     packed = Enhancer.from_pretrained(tmp_path / "m.pth")
-    assert (packed.vad_floor, packed.vad_threshold, packed.input_mix) == (0.4, 0.35, 0.1)
+    assert (packed.vad_floor, packed.vad_threshold, packed.input_mix, packed.snr_limit) == (0.4, 0.35, 0.1, 12.0)
     # chosen for another checkpoint: not used, and said
     save_checkpoint(torch.load(e / "valid.loss.ave.pth", weights_only=True), e / "other.pth")
     with warnings.catch_warnings(record=True) as caught:
@@ -184,6 +187,9 @@ def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
                                           for w in caught)
     (e / "inference.yaml").write_text("vad_floor: 2\nvad_threshold: 0.5\n")
     with pytest.raises(ModelFileError, match=r"inference.yaml: vad_floor must be a number from 0 to 1"):
+        Enhancer.from_pretrained(e)
+    (e / "inference.yaml").write_text("vad_floor: 0.5\nvad_threshold: 0.5\nsnr_limit: loud\n")
+    with pytest.raises(ModelFileError, match=r"inference.yaml: snr_limit must be a number of dB"):
         Enhancer.from_pretrained(e)
 
 
@@ -204,3 +210,65 @@ def test_cli_vad_floor_is_checked_and_applied(exp, tmp_path):
     enh = Enhancer.from_pretrained(exp, vad_floor=1.0)
     np.testing.assert_allclose(outs["1"], enh.enhance(x, SR)[0], atol=1.5 / 32768)
     assert np.abs(outs["1"] - outs["0"]).max() > 1e-3
+
+
+def test_snr_limit_mix_caps_the_estimated_output_snr():
+    """The output e + m (x - e) has estimated SNR (e as speech) exactly the limit where the enhanced
+    signal's own estimate is above it; nothing is mixed where it is at or below it."""
+    from csmvanet.enhance import snr_limit_mix
+
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal(8000).astype(np.float32)
+    r = rng.standard_normal(8000).astype(np.float32)
+    r *= np.sqrt(np.sum(e.astype(np.float64) ** 2) / np.sum(r.astype(np.float64) ** 2)) * 10 ** (-20 / 20)  # 20 dB
+    x = e + r
+    for limit in (21.0, 26.0, 40.0):
+        m = snr_limit_mix(e, x, limit)
+        out_snr = 10 * np.log10(np.sum(e.astype(np.float64) ** 2) / np.sum((m * (x - e)).astype(np.float64) ** 2))
+        assert 0 < m < 1 and out_snr == pytest.approx(limit, abs=1e-3), limit
+    assert snr_limit_mix(e, x, 19.0) == 1.0 and snr_limit_mix(e, x, -5.0) == 1.0   # at or above the limit: the input
+    assert snr_limit_mix(e, e, 10.0) == 0.0                                          # nothing removed: nothing to limit
+
+
+def test_snr_limit_per_chunk_and_in_the_grid(exp, valid_dir):
+    """Each chunk keeps max(input_mix, snr_limit_mix(chunk)) of its input; choose_settings scores every
+    limit of the grid as enhancing with it directly; a larger stoi_se never allows more settings."""
+    from csmvanet.enhance import snr_limit_mix
+
+    enh = Enhancer.from_pretrained(exp)
+    clean, x = mixture(2, seconds=1.5)                       # one chunk (default 8 s segments)
+    y0 = enh.enhance(x, SR, limit=False)[0]
+    est = 10 * np.log10(np.sum(y0.astype(np.float64) ** 2) / np.sum((x - y0).astype(np.float64) ** 2))
+    for mix, limit in ((0.0, est + 6), (0.3, est + 6), (0.9, est + 6), (0.0, est - 3)):
+        enh.set_input_mix(mix)
+        enh.set_snr_limit(limit)
+        m = max(mix, snr_limit_mix(y0, x, limit))
+        np.testing.assert_allclose(enh.enhance(x, SR, limit=False)[0], (1 - m) * y0 + m * x, atol=1e-5)
+    assert snr_limit_mix(y0, x, est + 6) == pytest.approx(10 ** (-6 / 20), rel=1e-4)
+    enh.set_input_mix(0.0)
+    enh.set_snr_limit(None)
+    with pytest.raises(ValueError, match="snr_limit must be None or a number of dB"):
+        enh.set_snr_limit("loud")
+    limits = (None, est + 3)
+    s = choose_settings(enh, valid_dir, floors=(0.0,), snr_limits=limits, thresholds=(0.5,), progress=False,
+                        say=lambda m: None)
+    assert set(s.grid) == {(0.0, 0.0, None), (0.0, 0.0, est + 3)}
+    for lim in limits:
+        enh.set_snr_limit(lim)
+        sdrs = []
+        for i in range(3):
+            c, _ = sf.read(valid_dir / f"c{i}.wav", dtype="float32")
+            n, _ = sf.read(valid_dir / f"n{i}.wav", dtype="float32")
+            sdrs.append(si_sdr(c, enh.enhance(n, SR)[0]))
+        assert s.grid[(0.0, 0.0, lim)]["si_sdr"] == pytest.approx(np.mean(sdrs), abs=1e-4), lim
+    assert s.grid[(0.0, 0.0, None)]["si_sdr"] != pytest.approx(s.grid[(0.0, 0.0, est + 3)]["si_sdr"], abs=1e-3)
+    assert enh.snr_limit == est + 3            # left as the caller set it (the last loop)
+    # keep_stoi with a margin: the allowed settings shrink as stoi_se grows; at 0 it is the means alone
+    grid = dict(floors=(0.0, 1.0), mixes=(0.0, 0.6, 1.0), thresholds=(0.5,), keep_stoi=True, progress=False,
+                say=lambda m: None)
+    chosen = [choose_settings(enh, valid_dir, stoi_se=k, **grid) for k in (0.0, 50.0)]
+    plain = chosen[0]
+    ok = [c for c in plain.grid if plain.grid[c]["stoi"] >= plain.noisy["stoi"]]
+    assert (plain.vad_floor, plain.input_mix, None) == max(ok, key=lambda c: (plain.grid[c]["pesq"], c[0], -c[1]))
+    # with a huge margin only settings whose STOI equals the input's on every utterance qualify: mix 1
+    assert chosen[1].input_mix == 1.0 and chosen[1].stoi_se == 50.0

@@ -15,7 +15,10 @@ one, a packed model (csmvanet-pack), or the name of a model shipped with the pac
 --vad_floor F: the stage-2 gain floor + (1 - floor) x VAD probability on the stage-1 spectrum (0: the
 paper's stage 2, 1: stage 1 alone, the VAD gate off). Default: the floor chosen on validation and
 stored with the model (csmvanet-tune-inference), else the config's vad_floor. --input_mix M: the
-output is (1 - M) x enhanced + M x input (default: the model's, else 0).
+output is (1 - M) x enhanced + M x input (default: the model's, else 0). --snr_limit L (dB): each
+segment keeps more of the input where needed so that its estimated SNR (the model's output taken as
+the speech, what it removed as the noise) is not above L: clean input is changed less (default: the
+model's, else none; `none` switches a stored limit off).
 
 INPUT: audio files (any format soundfile reads) and folders (every file below, recursively, in a
 format this libsndfile reads: wav, flac, ogg/opus, mp3 (libsndfile >= 1.1), aiff, ...). Every other
@@ -84,6 +87,19 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _db_or_none(text: str) -> float:
+    """A number of dB from -100 to 100, or none (inf: no limit, overriding the model's)."""
+    if text.strip().lower() in ("none", "inf"):
+        return math.inf
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not -100.0 <= v <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a number of dB from -100 to 100 or none, got {text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -122,6 +138,9 @@ def _main(argv=None) -> int:
                    help="stage-2 gain floor, 0 (paper) ... 1 (VAD gate off); default: the model's")
     p.add_argument("--input_mix", type=_fraction, default=None,
                    help="share of the unprocessed input kept in the output, 0 ... 1; default: the model's, else 0")
+    p.add_argument("--snr_limit", type=_db_or_none, default=None,
+                   help="per chunk, keep enough input that the estimated output SNR is not above this many "
+                        "dB; none: no limit; default: the model's, else none")
     p.add_argument("--min_speech", type=float, default=0.25, help="drop speech segments shorter (s)")
     p.add_argument("--min_silence", type=float, default=0.1, help="bridge pauses shorter (s)")
     p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None, help="segment length (default 8)")
@@ -182,7 +201,7 @@ def _main(argv=None) -> int:
                                            overlap_seconds=args.overlap_seconds, backend=args.backend,
                                            onnx_path=args.onnx, retain_memory=True,
                                            vad_floor=args.vad_floor, vad_threshold=args.vad_threshold,
-                                           input_mix=args.input_mix)
+                                           input_mix=args.input_mix, snr_limit=args.snr_limit)
         for w in caught:
             print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
     except (EnhanceError, ValueError, OSError) as e:
@@ -191,7 +210,8 @@ def _main(argv=None) -> int:
     all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format, segments=args.segments)
     items = [it for it in all_items if not it.skipped]
     print(f"csmvanet-enhance: model {enh.source} ({enh.sample_rate} Hz, vad_floor {enh.vad_floor:g}, "
-          f"input_mix {enh.input_mix:g}), "
+          f"input_mix {enh.input_mix:g}, snr_limit "
+          f"{'none' if enh.snr_limit is None else format(enh.snr_limit, 'g') + ' dB'}), "
           f"{len(items)} input(s), "
           f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "
           f"device {args.device}, "

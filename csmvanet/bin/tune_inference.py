@@ -2,17 +2,23 @@
 validation set.
 
   csmvanet-tune-inference --exp_dir E --data_dir dump/valid [--checkpoint valid.loss.ave.pth]
-                          [--floors 0,0.1,...,1] [--mixes 0] [--keep_stoi]
+                          [--floors 0,0.1,...,1] [--mixes 0] [--snr_limits none,20,15]
+                          [--keep_stoi [--stoi_se K]]
                           [--thresholds 0.05,...,0.95] [--criterion pesq]
                           [--segment_seconds S --overlap_seconds O]
   csmvanet-tune-inference --exp_dir E --data_dir dump/test --floors 1,0,0.3 --mixes 0,0.1 --report floors_test.md
 
 Every pair of a floor f of --floors and a mix m of --mixes is scored: the enhanced output uses the
 gain f + (1 - f) x VAD probability on the stage-1 spectrum (0: the paper's stage 2; 1: stage 1 alone)
-and keeps m of the unprocessed input, (1 - m) x enhanced + m x input. Each pair is scored (mean PESQ,
-STOI, SI-SDR against <data_dir>/spk1.scp) and the best by --criterion is chosen (ties: the larger
-floor, then the smaller mix); with --keep_stoi only among the pairs whose mean STOI is not below the
-noisy input's at any SNR (<data_dir>/utt2snr; overall without it). The VAD threshold of --thresholds
+and keeps m of the unprocessed input, (1 - m) x enhanced + m x input. With an SNR limit L of
+--snr_limits (dB; none: no limit) each chunk keeps more of the input where its estimated SNR would be
+above L (the model's output taken as the speech, what it removed as the noise): the cleaner the
+input, the more of it is kept. Each setting is scored (mean PESQ, STOI, SI-SDR against
+<data_dir>/spk1.scp) and the best by --criterion is chosen (ties: the larger floor, the smaller mix,
+the higher limit); with --keep_stoi only among the settings whose mean STOI is not below the noisy
+input's at any SNR (<data_dir>/utt2snr; overall without it), with --stoi_se K by K standard errors of
+the per-utterance STOI difference (a margin against choosing by chance on a small validation set).
+The VAD threshold of --thresholds
 with the best frame F1 against <data_dir>/vad_labels.scp (frames pooled over the utterances) is
 chosen too. All go to E/inference.yaml, with the table of every value tried; loading E
 (csmvanet-enhance --model E, Enhancer.from_pretrained) and packing it (csmvanet-pack) then use them
@@ -43,6 +49,20 @@ def _grid(text: str) -> list[float]:
     return vals
 
 
+def _limits(text: str) -> list[float | None]:
+    vals = []
+    for v in (v.strip() for v in text.split(",")):
+        if not v:
+            continue
+        try:
+            vals.append(None if v.lower() == "none" else float(v))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated dB values or none, got {text!r}") from None
+    if not vals or not all(v is None or -100.0 <= v <= 100.0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated dB values from -100 to 100 or none, got {text!r}")
+    return vals
+
+
 def main(argv=None) -> int:
     from csmvanet.tuning import CRITERIA, DEFAULT_FLOORS, DEFAULT_MIXES, DEFAULT_THRESHOLDS
 
@@ -53,8 +73,12 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     p.add_argument("--floors", type=_grid, default=list(DEFAULT_FLOORS))
     p.add_argument("--mixes", type=_grid, default=list(DEFAULT_MIXES), help="input_mix values")
+    p.add_argument("--snr_limits", type=_limits, default=[None],
+                   help="per-chunk output SNR limits in dB (none: no limit), e.g. none,20,15")
     p.add_argument("--keep_stoi", action="store_true",
                    help="choose among the settings that keep STOI at the noisy input's at every SNR")
+    p.add_argument("--stoi_se", type=float, default=0.0,
+                   help="with --keep_stoi: by this many standard errors (default 0: the means alone)")
     p.add_argument("--thresholds", type=_grid, default=list(DEFAULT_THRESHOLDS))
     p.add_argument("--criterion", choices=CRITERIA, default="pesq")
     p.add_argument("--segment_seconds", type=float, default=None, help="chunk length (stored when given)")
@@ -75,7 +99,8 @@ def main(argv=None) -> int:
         enh = Enhancer.from_pretrained(args.exp_dir, checkpoint=args.checkpoint,
                                        segment_seconds=args.segment_seconds, overlap_seconds=args.overlap_seconds)
         found = choose_settings(enh, args.data_dir, floors=args.floors, mixes=args.mixes,
-                                thresholds=args.thresholds, criterion=args.criterion, keep_stoi=args.keep_stoi,
+                                snr_limits=args.snr_limits, thresholds=args.thresholds,
+                                criterion=args.criterion, keep_stoi=args.keep_stoi, stoi_se=args.stoi_se,
                                 progress=not args.no_progress, say=say)
         table = settings_table(found, chosen=args.report is None)
         if args.report:
@@ -96,7 +121,9 @@ def main(argv=None) -> int:
     if args.report:
         say(f"{found.num_utts} utterance(s): {len(found.grid)} setting(s) -> {path}")
     else:
+        limit = "none" if found.snr_limit is None else f"{found.snr_limit:g} dB"
         say(f"{found.num_utts} utterance(s): vad_floor {found.vad_floor:g}, input_mix {found.input_mix:g}, "
+            f"snr_limit {limit}, "
             f"vad_threshold {found.vad_threshold:g} -> {path}")
     if found.failed:
         say(f"{len(found.failed)} utterance(s) left out (listed above)")

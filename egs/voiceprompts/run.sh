@@ -74,9 +74,10 @@ if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid
   if [ -f "$exp/inference.yaml" ]; then   # one job per test set beside the decoding below (one network pass, every floor)
     floors="${compare_floors// /,},$(awk '/^vad_floor:/ { print $2 }' "$exp/inference.yaml")"
     mixes="0,$(awk '/^input_mix:/ { print $2 }' "$exp/inference.yaml")"
+    limits="none,$(awk '/^snr_limit:/ { print ($2 == "null" ? "none" : $2) }' "$exp/inference.yaml")"
     for x in $test_sets; do
       $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
-        --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --report "$exp/floors_$x.md" --no_progress &
+        --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --snr_limits "$limits" --report "$exp/floors_$x.md" --no_progress &
     done
   fi
   for x in $valid_set $test_sets; do
