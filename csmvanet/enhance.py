@@ -214,7 +214,7 @@ class Enhancer:
 
         ``backend`` (:data:`csmvanet.runners.BACKENDS`) runs the network: ``torch`` (default),
         ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
-        weights) or ``torch-int8``. ``retain_memory=True`` keeps freed memory in the process for the
+        weights), ``torch-int8`` or ``torch-bf16``. ``retain_memory=True`` keeps freed memory in the process for the
         next segment instead of returning it to the kernel (:mod:`csmvanet.memory`; process-wide).
         """
         path = resolve_model(path)

@@ -11,6 +11,9 @@ chunking, VAD outputs and input checks are the same code whatever runs the netwo
 ``torch-int8``   the model with the Conformer blocks' linear layers dynamically quantised to int8
                  (``torch.ao.quantization.quantize_dynamic``; CPU only). Weights in int8,
                  activations quantised per call; check its agreement with ``bench/bench_enhance.py``.
+``torch-bf16``   the model under CPU autocast to bfloat16 (convolutions and matrix products in bf16,
+                 norms and softmax in fp32; outputs back in fp32). Only where the CPU has native
+                 bf16 (oneDNN: AVX512-BF16 or AMX); refused elsewhere, where it would be slower.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from torch import nn
 
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 
-BACKENDS = ("torch", "onnxruntime", "torch-int8")
+BACKENDS = ("torch", "onnxruntime", "torch-int8", "torch-bf16")
 PROBE_FRAMES = 41           # time length of the probe that checks an ONNX file against the weights
 PROBE_TOLERANCE = 1e-3      # max |difference| relative to the largest output magnitude
 
@@ -73,6 +76,28 @@ class OnnxRunner:
         return ri, (torch.from_numpy(out[1]) if len(out) > 1 else None)
 
 
+class AutocastRunner:
+    """The model under CPU autocast to bfloat16; outputs as float32."""
+
+    name = "torch-bf16"
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, feats: torch.Tensor):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ri, vad = self.model.network(feats)
+        return ri.float(), (None if vad is None else vad.float())
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def quantize_conformers(model):
     """A copy of ``model`` whose Conformer linear layers are dynamically quantised to int8 (CPU)."""
     import warnings
@@ -119,6 +144,11 @@ def make_runner(model, backend: str = "torch", *, device: str = "cpu", onnx_path
         raise ValueError(f"backend {backend} runs on the CPU; use device cpu (or backend torch on {device})")
     if backend == "torch-int8":
         return TorchRunner(quantize_conformers(model), "torch-int8")
+    if backend == "torch-bf16":
+        if not cpu_has_bf16():
+            raise EnhanceError("backend torch-bf16 needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this one "
+                               "has none (it would run slower than torch): use backend torch or onnxruntime")
+        return AutocastRunner(model)
     from csmvanet.export import onnx_bytes
 
     if onnx_path is None:
@@ -132,4 +162,5 @@ def make_runner(model, backend: str = "torch", *, device: str = "cpu", onnx_path
     return runner
 
 
-__all__ = ["BACKENDS", "OnnxRunner", "TorchRunner", "check_matches", "make_runner", "quantize_conformers"]
+__all__ = ["AutocastRunner", "BACKENDS", "OnnxRunner", "TorchRunner", "check_matches", "cpu_has_bf16", "make_runner",
+           "quantize_conformers"]

@@ -77,6 +77,23 @@ def test_int8_backend_is_quantised_and_close(exp, noisy):
     assert si_sdr(y_ref, y) >= 20.0 and np.max(np.abs(v - v_ref)) < 0.05
 
 
+def test_bf16_backend_is_autocast_and_close_or_refused(exp, noisy, monkeypatch):
+    from csmvanet import runners
+    from csmvanet.errors import EnhanceError
+
+    torch.set_num_threads(1)
+    if runners.cpu_has_bf16():
+        ref = Enhancer.from_pretrained(exp)
+        b = Enhancer.from_pretrained(exp, backend="torch-bf16")
+        y_ref, v_ref = ref.enhance(noisy, SR, limit=False)
+        y, v = b.enhance(noisy, SR, limit=False)
+        assert y.dtype == np.float32 and not np.array_equal(y, y_ref)        # really ran in bf16
+        assert si_sdr(y_ref, y) >= 20.0 and np.max(np.abs(v - v_ref)) < 0.05
+    monkeypatch.setattr(runners, "cpu_has_bf16", lambda: False)
+    with pytest.raises(EnhanceError, match="torch-bf16 needs a CPU with native bfloat16"):
+        Enhancer.from_pretrained(exp, backend="torch-bf16")
+
+
 def test_export_cli_and_enhance_with_the_file(exp, noisy, tmp_path):
     onnx_file = tmp_path / "m.onnx"
     p = subprocess.run([PY, "-m", "csmvanet.bin.export", "--model", str(exp), "--out", str(onnx_file)],

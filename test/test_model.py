@@ -156,3 +156,41 @@ def test_attention_distances_beyond_the_clamp_share_one_embedding(tiny_config):
     with torch.no_grad():
         attn.rel_pos.weight[512 + 20] += 1.0
     assert not torch.equal(attn(x), out)
+
+
+def test_eval_fast_paths_equal_the_training_graph():
+    """ConvModule and RelPosSelfAttention run other code in eval mode (linear 1x1 convolutions,
+    BatchNorm folded into a channels-last depthwise convolution; fused attention with the
+    relative-position term as a mask, its table cached under inference_mode). Each must equal the
+    modules' own training-mode graph evaluated with eval statistics and no dropout, and a cached table
+    must follow new weights."""
+    from csmvanet.nets.conformer import ConvModule, RelPosSelfAttention
+
+    torch.manual_seed(0)
+    conv = ConvModule(16, 2, 7, 0.0).eval()
+    with torch.no_grad():
+        conv.bn.running_mean.normal_()
+        conv.bn.running_var.uniform_(0.5, 2.0)
+        conv.bn.weight.normal_()
+        conv.bn.bias.normal_()
+    x = torch.randn(3, 25, 16)
+    with torch.no_grad():
+        y = conv.norm(x).transpose(1, 2)
+        want = conv.pw2(conv.act(conv.bn(conv.dw(conv.glu(conv.pw1(y)))))).transpose(1, 2)
+        torch.testing.assert_close(conv(x), want, atol=1e-5, rtol=1e-5)
+    attn = RelPosSelfAttention(16, 2, 8, 0.0, max_pos=40, clamp=10)
+    attn.train()
+    with torch.no_grad():
+        want = attn(x)                         # dropout 0: the training graph is deterministic
+    attn.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(attn(x), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn(x), want, atol=1e-5, rtol=1e-5)         # from the cached table
+    with torch.no_grad():
+        attn.rel_pos.weight[40 + 3] += 1.0                                       # a distance in use
+        attn.train()
+        want2 = attn(x)
+        attn.eval()
+    assert not torch.allclose(want2, want, atol=1e-4)
+    with torch.inference_mode():
+        torch.testing.assert_close(attn(x), want2, atol=1e-5, rtol=1e-5)        # the cache saw the change

@@ -46,8 +46,9 @@ with --vad_threshold (default: the threshold stored with the model, else 0.5), -
 
 --backend runs the network with torch (default), onnxruntime (pip install 'csmvanet[onnx]'; the
 network is exported in memory, or read from --onnx FILE written by csmvanet-export from the same
-weights) or torch-int8 (Conformer linear layers dynamically quantised to int8); onnxruntime and
-torch-int8 run on the CPU with --num_threads threads. Chunking, VAD outputs and input checks are the
+weights), torch-int8 (Conformer linear layers dynamically quantised to int8) or torch-bf16 (CPU
+autocast to bfloat16; only on CPUs with native bf16: AVX512-BF16 or AMX); these three run on the CPU
+with --num_threads threads. Chunking, VAD outputs and input checks are the
 same for every backend.
 
 A bad input (unreadable, empty, no samples, shorter than one 25 ms frame, NaN/Inf samples, not
@@ -152,7 +153,7 @@ def _main(argv=None) -> int:
     p.add_argument("--output_subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_16")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--num_threads", type=_positive_int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "torch-int8"), default="torch",
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "torch-int8", "torch-bf16"), default="torch",
                    help="what runs the network (default torch)")
     p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
