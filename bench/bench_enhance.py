@@ -25,7 +25,8 @@ backends  Every network backend (csmvanet.runners.BACKENDS: torch eager, onnxrun
         count, and agreement of each backend's output with torch's (SI-SDR in dB, VAD max |diff|).
 long    A ``--long_seconds`` file (default 600 s; the issue's figure is for 3600) enhanced file to
         file with ``--memory_threads`` threads, once as before (freed memory returned to the kernel)
-        and once with ``retain_memory`` (what csmvanet-enhance does), each in a fresh subprocess:
+        and once with ``retain_memory`` (what csmvanet-enhance does; ``--long_retain on|off`` for one of
+        them, ``--backend`` for another backend), each in a fresh subprocess:
         user and system CPU seconds (getrusage, as /usr/bin/time -v reports them), system share,
         minor page faults, peak RSS, RTF.
 seams   Chunked vs whole-file output of the same model on a ``--seam_seconds`` input (default 20 s;
@@ -220,12 +221,16 @@ def bench_long(args, tmp: Path) -> None:
     wav = tmp / "long.wav"
     _write_long(wav, args.long_seconds)
     rows = {}
-    for retain in (False, True):
-        r = rows[retain] = run_child(args, wav, args.memory_threads, warmup=True, retain_memory=retain)
+    for retain in {"both": (False, True), "off": (False,), "on": (True,)}[args.long_retain]:
+        r = rows[retain] = run_child(args, wav, args.memory_threads, warmup=True, backend=args.backend,
+                                     retain_memory=retain)
         cpu = r["user_s"] + r["sys_s"]
         print(f"  retain_memory {str(retain):5s}: user {r['user_s']:8.1f} s, sys {r['sys_s']:7.1f} s "
               f"({100 * r['sys_s'] / cpu:4.1f} % of CPU time), minor page faults {r['minor_faults']:,}, "
               f"peak RSS {r['peak_rss_mb']:,.0f} MiB, RTF {r['seconds'] / r['audio_seconds']:.3f}", flush=True)
+    if len(rows) < 2:
+        wav.unlink()
+        return
     a, b = rows[False], rows[True]
     print(f"  with/without retain_memory: sys time x{b['sys_s'] / max(a['sys_s'], 1e-9):.3f}, page faults "
           f"x{b['minor_faults'] / max(a['minor_faults'], 1):.3f}, wall time x{b['seconds'] / a['seconds']:.2f}, "
@@ -278,7 +283,9 @@ def main() -> None:
     p.add_argument("--only", choices=("memory", "rtf", "seams", "backends", "long"), action="append", default=None,
                    help="default: memory, rtf, seams, backends (long: on request)")
     p.add_argument("--backends", nargs="+", default=None, help="backends for --only backends (default: all)")
-    p.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    p.add_argument("--backend", default="torch", help="backend of --only long (default torch)")
+    p.add_argument("--long_retain", choices=("both", "off", "on"), default="both",
+                   help="--only long: without retain_memory (off), with it (on) or both")
     p.add_argument("--retain_memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--long_seconds", type=float, default=600.0)
     p.add_argument("--short_seconds", type=float, default=10.0)
@@ -311,7 +318,8 @@ def main() -> None:
             print(f"backends: {args.rtf_seconds:g} s file, enhance_file on CPU, each backend in a fresh process")
             bench_backends(args, Path(tmp))
         if "long" in todo:
-            print(f"long: {args.long_seconds:g} s file, {args.memory_threads} thread(s), user vs sys time")
+            print(f"long: {args.long_seconds:g} s file, {args.memory_threads} thread(s), backend {args.backend}, "
+                  "user vs sys time")
             bench_long(args, Path(tmp))
         if "memory" in todo:
             print(f"memory: {args.long_seconds:g} s vs {args.short_seconds:g} s file, {args.memory_threads} thread(s)")
