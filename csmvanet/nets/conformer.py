@@ -46,18 +46,22 @@ class RelPosSelfAttention(nn.Module):
         if not self.training:
             return self._inference(x)
         b, n, _ = x.shape
-        h, dh = self.heads, self.dim_head
-        x = self.norm(x)
-        q = self.to_q(x).view(b, n, h, dh).transpose(1, 2)            # b h n d
-        k, v = self.to_kv(x).view(b, n, 2, h, dh).permute(2, 0, 3, 1, 4)
+        q, k, v = self._qkv(x)
         logits = torch.matmul(q, k.transpose(-1, -2))                   # b h n n
-        pos = torch.arange(n, device=x.device)
-        dist = (pos[:, None] - pos[None, :]).clamp(-self.clamp, self.clamp) + self.max_pos
-        rel = self.rel_pos(dist).to(q.dtype)                            # n n d
+        rel = self._rel_table(n, q.dtype)                               # n n d
         logits = (logits + torch.einsum("bhnd,nrd->bhnr", q, rel)) * self.scale
         attn = self.drop(logits.softmax(dim=-1))
-        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, h * dh)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         return self.drop(self.to_out(out))
+
+    def _qkv(self, x):
+        """Queries, keys and values ``b h n d`` of the normalised input."""
+        b, n, _ = x.shape
+        h, dh = self.heads, self.dim_head
+        x = self.norm(x)
+        q = self.to_q(x).view(b, n, h, dh).transpose(1, 2)
+        k, v = self.to_kv(x).view(b, n, 2, h, dh).permute(2, 0, 3, 1, 4)
+        return q, k, v
 
     def _rel_table(self, n: int, dtype) -> torch.Tensor:
         """The ``n n d`` relative-position embeddings; under inference_mode kept for the next call of
@@ -81,13 +85,10 @@ class RelPosSelfAttention(nn.Module):
         import torch.nn.functional as F
 
         b, n, _ = x.shape
-        h, dh = self.heads, self.dim_head
-        x = self.norm(x)
-        q = self.to_q(x).view(b, n, h, dh).transpose(1, 2)            # b h n d
-        k, v = self.to_kv(x).view(b, n, 2, h, dh).permute(2, 0, 3, 1, 4)
+        q, k, v = self._qkv(x)
         bias = torch.einsum("bhnd,nrd->bhnr", q * self.scale, self._rel_table(n, q.dtype))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, h * dh))
+        return self.to_out(out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
 
 
 class ConvModule(nn.Module):
