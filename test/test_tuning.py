@@ -1,6 +1,7 @@
-"""vad_floor as an inference option and csmvanet-tune-inference (csmvanet.tuning): the floor is applied
-at synthesis, the output is linear in it, the choice on a data dir is the best of the grid, and the
-choice travels with the model (exp dir inference.yaml, packed metadata) unless overridden."""
+"""vad_floor, input_mix and snr_limit as inference options and csmvanet-tune-inference (csmvanet.tuning):
+each is applied at synthesis as specified, the choice on a data dir is the best of the grid (with the
+keep_stoi rule and its margin), and the choice travels with the model (exp dir inference.yaml, packed
+metadata) unless overridden."""
 from __future__ import annotations
 
 import subprocess
