@@ -84,7 +84,8 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model
+from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
+                                  snr_limit_value)
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.uttaudio import UttAudio, read_utterance
 
@@ -92,19 +93,6 @@ DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
-
-
-def _snr_limit(value) -> float | None:
-    """None (no limit) or a finite number of dB; ValueError otherwise."""
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not -100.0 <= v <= 100.0:
-        raise ValueError(f"snr_limit must be None or a number of dB from -100 to 100, got {value!r}")
-    return v
 
 
 def snr_limit_mix(enhanced: np.ndarray, noisy: np.ndarray, snr_limit: float) -> float:
@@ -240,8 +228,7 @@ class Enhancer:
         at ``snr_limit`` dB (:func:`snr_limit_mix`; never less than ``input_mix``): the cleaner the
         input already is, the more of it is kept, so the network's distortions replace less of a
         clean input. None or ``inf``: no limit."""
-        v = None if snr_limit is None or snr_limit == float("inf") else snr_limit
-        self.snr_limit = _snr_limit(v)
+        self.snr_limit = snr_limit_value(snr_limit)
 
     def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
         """Segment and overlap lengths (rounded to the hop grid)."""

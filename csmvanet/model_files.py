@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import platform
 import warnings
 from pathlib import Path
@@ -28,6 +29,24 @@ PACK_VERSION = 1
 INFERENCE_FILE = "inference.yaml"   # exp dir: inference settings chosen on validation (csmvanet-tune-inference)
 # (vad_floor and vad_threshold required; input_mix, snr_limit, segment_seconds and overlap_seconds optional)
 INFERENCE_KEYS = ("vad_floor", "vad_threshold")
+SNR_LIMIT_RANGE = (-100.0, 100.0)   # dB: the per-segment SNR limit (csmvanet.enhance.snr_limit_mix)
+
+
+def snr_limit_value(value) -> float | None:
+    """The per-segment SNR limit ``value`` checked: None or ``inf`` (no limit) -> None; a number of dB
+    within :data:`SNR_LIMIT_RANGE` -> float; ValueError otherwise (booleans too)."""
+    if value is None:
+        return None
+    try:
+        v = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if v == math.inf:
+        return None
+    lo, hi = SNR_LIMIT_RANGE
+    if not lo <= v <= hi:
+        raise ValueError(f"snr_limit must be None or a number of dB from {lo:g} to {hi:g}, got {value!r}")
+    return v
 
 # Models shipped inside the package (csmvanet/pretrained/, package data): name -> file, sha256 of the
 # file's bytes (checked on every load), what it is. The first is the default of csmvanet-enhance and
@@ -139,9 +158,11 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
         v = data.get(k)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= top:
             raise ModelFileError(f"{path}: {k} must be {what}, got {v!r}")
-    v = data.get("snr_limit")   # dB, or null: no limit
-    if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not -100.0 <= float(v) <= 100.0):
-        raise ModelFileError(f"{path}: snr_limit must be a number of dB from -100 to 100 or null, got {v!r}")
+    try:                        # dB, or null: no limit
+        snr_limit_value(data.get("snr_limit"))
+    except ValueError:
+        raise ModelFileError(f"{path}: snr_limit must be a number of dB from -100 to 100 or null, "
+                             f"got {data.get('snr_limit')!r}") from None
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
                       "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)
@@ -382,4 +403,5 @@ def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None
 
 __all__ = ["BUNDLED_MODELS", "CHECKPOINT_ORDER", "INFERENCE_FILE", "ModelFileError", "PACK_FORMAT",
            "PACK_VERSION", "bundled_model", "find_checkpoint", "load_model_files", "model_with_weights",
-           "pack_model", "read_inference_settings", "resolve_model", "weights_digest"]
+           "SNR_LIMIT_RANGE", "pack_model", "read_inference_settings", "resolve_model", "snr_limit_value",
+           "weights_digest"]

@@ -29,7 +29,7 @@ from csmvanet.datadir import DataDirError, read_scp, vad_labels_file
 from csmvanet.enhance import EnhanceError, Enhancer
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import pesq_or_reason, si_sdr, stoi_or_reason, vad_from_counts
-from csmvanet.model_files import INFERENCE_FILE
+from csmvanet.model_files import INFERENCE_FILE, snr_limit_value
 from csmvanet.uttaudio import read_utterance, utterance_audio
 from csmvanet.version import __version__, git_hash
 
@@ -117,11 +117,12 @@ def _unit_values(values, name: str) -> list[float]:
 
 
 def _limit_values(values) -> list[float | None]:
-    """The distinct SNR limits (dB; None: no limit), None first, then from high to low."""
-    values = {None if v is None or v == math.inf else float(v) for v in values}
-    if not values or any(v is not None and not -100.0 <= v <= 100.0 for v in values):
-        raise ValueError(f"every snr_limit must be None or a number of dB from -100 to 100, got {sorted(values, key=str)}")
-    return sorted(values, key=lambda v: -math.inf if v is None else -v)
+    """The distinct SNR limits (dB; None: no limit), None first, then from high to low; ValueError
+    naming a bad one (:func:`csmvanet.model_files.snr_limit_value`) or if there are none."""
+    values = {snr_limit_value(v) for v in values}
+    if not values:
+        raise ValueError("no snr_limit given")
+    return sorted(values, key=_limit_key, reverse=True)
 
 
 def _grid_of(floors, mixes, limits=(None,)) -> list[tuple[float, float, float | None]]:

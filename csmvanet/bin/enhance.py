@@ -90,15 +90,14 @@ def _fraction(text: str) -> float:
 
 def _db_or_none(text: str) -> float:
     """A number of dB from -100 to 100, or none (inf: no limit, overriding the model's)."""
+    from csmvanet.model_files import snr_limit_value
+
     if text.strip().lower() in ("none", "inf"):
         return math.inf
     try:
-        v = float(text)
+        return snr_limit_value(text)
     except ValueError:
-        v = math.nan
-    if not -100.0 <= v <= 100.0:
-        raise argparse.ArgumentTypeError(f"expected a number of dB from -100 to 100 or none, got {text!r}")
-    return v
+        raise argparse.ArgumentTypeError(f"expected a number of dB from -100 to 100 or none, got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:

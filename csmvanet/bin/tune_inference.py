@@ -50,15 +50,13 @@ def _grid(text: str) -> list[float]:
 
 
 def _limits(text: str) -> list[float | None]:
-    vals = []
-    for v in (v.strip() for v in text.split(",")):
-        if not v:
-            continue
-        try:
-            vals.append(None if v.lower() == "none" else float(v))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated dB values or none, got {text!r}") from None
-    if not vals or not all(v is None or -100.0 <= v <= 100.0 for v in vals):
+    from csmvanet.model_files import snr_limit_value
+
+    try:
+        vals = [None if v.lower() == "none" else snr_limit_value(v) for v in (v.strip() for v in text.split(",")) if v]
+    except ValueError:
+        vals = []
+    if not vals:
         raise argparse.ArgumentTypeError(f"expected comma-separated dB values from -100 to 100 or none, got {text!r}")
     return vals
 
