@@ -7,7 +7,8 @@ Utilisation = the model's FLOPs per step (torch's FLOP counter; backward counted
 divided by seconds/step, as a fraction of the fp32 matmul FLOP/s measured on this machine in the same
 run (a 2048x2048 matmul loop, best of three). The counter counts what the graph computes: a depthwise
 convolution counts every tap, padding included, a banded matrix every entry, so two graphs of one
-model count differently; ``--flops`` gives the utilisation against a fixed count as well. Peak memory is the process's peak RSS (ru_maxrss).
+model count differently; ``--flops`` gives the utilisation against a fixed count as well. Peak
+memory is the process's peak RSS (ru_maxrss).
 """
 from __future__ import annotations
 

@@ -161,7 +161,8 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
     try:                        # dB, or null: no limit
         snr_limit_value(data.get("snr_limit"))
     except ValueError:
-        raise ModelFileError(f"{path}: snr_limit must be a number of dB from -100 to 100 or null, "
+        lo, hi = SNR_LIMIT_RANGE
+        raise ModelFileError(f"{path}: snr_limit must be a number of dB from {lo:g} to {hi:g} or null, "
                              f"got {data.get('snr_limit')!r}") from None
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "

@@ -89,15 +89,16 @@ def _fraction(text: str) -> float:
 
 
 def _db_or_none(text: str) -> float:
-    """A number of dB from -100 to 100, or none (inf: no limit, overriding the model's)."""
-    from csmvanet.model_files import snr_limit_value
+    """A number of dB within SNR_LIMIT_RANGE, or none (inf: no limit, overriding the model's)."""
+    from csmvanet.model_files import SNR_LIMIT_RANGE, snr_limit_value
 
     if text.strip().lower() in ("none", "inf"):
         return math.inf
     try:
         return snr_limit_value(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of dB from -100 to 100 or none, got {text!r}") from None
+        lo, hi = SNR_LIMIT_RANGE
+        raise argparse.ArgumentTypeError(f"expected a number of dB from {lo:g} to {hi:g} or none, got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:

@@ -50,14 +50,16 @@ def _grid(text: str) -> list[float]:
 
 
 def _limits(text: str) -> list[float | None]:
-    from csmvanet.model_files import snr_limit_value
+    from csmvanet.model_files import SNR_LIMIT_RANGE, snr_limit_value
 
     try:
         vals = [None if v.lower() == "none" else snr_limit_value(v) for v in (v.strip() for v in text.split(",")) if v]
     except ValueError:
         vals = []
     if not vals:
-        raise argparse.ArgumentTypeError(f"expected comma-separated dB values from -100 to 100 or none, got {text!r}")
+        lo, hi = SNR_LIMIT_RANGE
+        raise argparse.ArgumentTypeError(f"expected comma-separated dB values from {lo:g} to {hi:g} or none, "
+                                         f"got {text!r}")
     return vals
 
 
