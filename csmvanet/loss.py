@@ -1,7 +1,10 @@
 """The multi-target loss of CSM-VANet (paper eq. 3-7).
 
 L = a1 * L1(time) + a2 * MSE(compressed magnitude) + a3 * [MSE(real) + MSE(imag)] + a4 * BCE(VAD),
-paper weights 0.2, 0.8, 0.2, 0.1. All terms are computed in fp32 in the level-normalised domain of
+paper weights 0.2, 0.8, 0.2, 0.1. ``mag_asym`` (alpha, default 1: the paper's symmetric MSE) scales the
+magnitude error where the estimate lies below the target, ``(alpha * (|S| - |S_hat|))^2`` there: the
+asymmetric L2 of VoiceFilter-Lite (Wang et al., Interspeech 2020), which makes removing speech (over-
+suppression) cost alpha^2 times more than leaving noise in. All terms are computed in fp32 in the level-normalised domain of
 the model (clean speech scaled by the same factor as the noisy input), so the loss does not depend
 on the recording level. Every term is returned on its own for logging, unweighted, beside the
 weighted total ``loss``. A term whose weight is 0 is still reported (it costs little) but does not
@@ -14,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from csmvanet.config import keyword_names, section_options
+from csmvanet.errors import ConfigError
 from csmvanet.features import STFTConfig, analyse
 
 #: What the loss returns: the weighted total, then every term unweighted.
@@ -22,10 +26,16 @@ TERMS = ("loss", "time", "mag", "ri", "vad")
 
 class CSMVANetLoss(nn.Module):
     def __init__(self, stft_cfg: STFTConfig, time: float = 0.2, mag: float = 0.8, ri: float = 0.2,
-                 vad: float = 0.1):
+                 vad: float = 0.1, mag_asym: float = 1.0):
         super().__init__()
         self.stft_cfg = stft_cfg
         self.weights = {"time": float(time), "mag": float(mag), "ri": float(ri), "vad": float(vad)}
+        try:
+            self.mag_asym = float(mag_asym)
+        except (TypeError, ValueError):
+            self.mag_asym = float("nan")
+        if not self.mag_asym >= 1.0:
+            raise ConfigError(f"loss mag_asym must be a number >= 1 (1: symmetric), got {mag_asym!r}")
 
     def forward(self, out: dict, clean: torch.Tensor, vad_labels: torch.Tensor | None = None) -> dict:
         with torch.autocast(device_type=clean.device.type, enabled=False):
@@ -39,7 +49,7 @@ class CSMVANetLoss(nn.Module):
                                  f"target {tuple(target.shape)}")
             terms = {
                 "time": F.l1_loss(est_n, clean_n),
-                "mag": F.mse_loss(spec.abs(), target.abs()),
+                "mag": self._mag(spec.abs(), target.abs()),
                 "ri": F.mse_loss(spec.real, target.real) + F.mse_loss(spec.imag, target.imag),
             }
             logits = out.get("vad_logits")
@@ -52,6 +62,13 @@ class CSMVANetLoss(nn.Module):
                 terms["vad"] = torch.zeros((), device=clean.device)
             total = sum(self.weights[k] * v for k, v in terms.items())
         return {"loss": total, **terms}
+
+
+    def _mag(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if self.mag_asym == 1.0:
+            return F.mse_loss(est, ref)
+        err = ref - est                                   # > 0: speech removed
+        return torch.where(err > 0, err * self.mag_asym, err).square().mean()
 
 
 def loss_weights(cfg: dict) -> dict:
