@@ -357,6 +357,10 @@ def test_soft_limit_and_no_clipping(tmp_path):
     assert np.all(np.diff(y[np.abs(x) < 1.2]) > 0)                           # and strictly so near the knee
     inside = np.abs(x) <= 0.9
     np.testing.assert_array_equal(y[inside], x[inside])                 # untouched below the knee
+    slope = np.diff(y) / np.diff(x)
+    near = (np.abs(x[:-1]) > 0.9) & (np.abs(x[:-1]) < 0.901)            # just above the knee:
+    np.testing.assert_allclose(slope[near], 1.0, atol=0.02)             # no kink (continuous slope)
+    np.testing.assert_allclose(y[-1], 0.9 + 0.09 * np.tanh((3 - 0.9) / 0.09), rtol=1e-6)   # the documented curve
     # a model whose output exceeds full scale: the raw output goes above 1, the file written never clips
     enh = Enhancer(PointwiseNet(STFTConfig(n_fft=256, win_length=256, hop_length=128, sample_rate=SR)), {})
     rng = np.random.default_rng(3)

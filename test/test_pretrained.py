@@ -63,6 +63,25 @@ def test_from_pretrained_without_a_path_is_the_bundled_model_with_its_card_value
     assert sum(p.numel() for p in enh.model.parameters()) == meta["num_parameters"]
 
 
+def test_the_bundled_model_still_enhances():
+    """End to end through the shipped weights: features, network, stage 2 and synthesis must be the
+    ones it was trained with. Speech-like signals in pink, white and brown noise at 0 dB gain 7-12 dB
+    SI-SDR (input_mix 0); swapping the real and imaginary input channels gives -22 to -60 dB, and a
+    reversed VAD gate fails it too."""
+    from csmvanet.metrics import si_sdr
+
+    enh = Enhancer.from_pretrained(input_mix=0.0)
+    gains = []
+    for seed, kind in enumerate(("pink", "white", "brown", "pink")):
+        s, _ = speech_like(seed, seconds=3.0, sr=16000)
+        s = 0.3 * s / np.abs(s).max()
+        n = noise(kind, seed + 10, seconds=3.0, sr=16000)
+        x = (s + n * np.sqrt(np.mean(s ** 2) / np.mean(n ** 2))).astype(np.float32)
+        y, vad = enh.enhance(x, 16000)
+        gains.append(si_sdr(y, s) - si_sdr(x, s))
+    assert min(gains) > 5.0, gains
+
+
 def test_cli_enhances_with_no_model_and_lists_the_bundled_ones(tmp_path):
     s, _ = speech_like(3, seconds=2.0, sr=22050)
     x = 0.3 * s / np.abs(s).max() + 0.05 * noise("pink", 4, seconds=2.0, sr=22050)
