@@ -264,6 +264,11 @@ def test_vad_metrics_small_example():
     assert m["vad_recall"] == pytest.approx(2 / 3)
     assert m["vad_f1"] == pytest.approx(2 / 3)
     assert m["vad_auc"] == pytest.approx(8 / 9)  # 8 of 9 (speech, non-speech) pairs ranked right
+    m = vad_metrics(labels, np.array([0.9, 0.4, 0.6, 0.1, 0.7, 0.7]))   # precision != recall
+    assert (m["vad_tp"], m["vad_fp"], m["vad_fn"], m["vad_tn"]) == (2, 2, 1, 1)
+    assert (m["vad_precision"], m["vad_recall"]) == (pytest.approx(2 / 4), pytest.approx(2 / 3))
+    assert (m["vad_f1"], m["vad_acc"]) == (pytest.approx(4 / 7), pytest.approx(3 / 6))
+    assert m["vad_auc"] == pytest.approx(6.5 / 9)   # the 0.7 / 0.7 pair is a tie
     assert vad_metrics(labels, (labels == 1).astype(float))["vad_f1"] == 1.0
     assert vad_metrics(labels, np.full(6, 0.5))["vad_auc"] == 0.5  # ties count half
     assert vad_metrics(np.array([0, 0]), np.array([0.1, 0.9]))["vad_precision"] == 0.0

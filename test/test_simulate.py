@@ -134,6 +134,9 @@ def test_peak_handling_keeps_snr(corpus):
                      length=20000, snr_db=0.0, speech_gain_db=0.0)
     quiet = S.mix(base, SR)
     assert quiet.peak_scale == 1.0
+    softer = S.mix(S.MixSpec(**{**base.__dict__, "speech_gain_db": -6.0}), SR)   # a level in dB of amplitude
+    np.testing.assert_allclose(softer.clean, quiet.clean * 10 ** (-6 / 20), rtol=1e-12)
+    assert abs(S.realised_snr(softer.clean, softer.noise) - 0.0) < 1e-9
     loud = S.mix(S.MixSpec(**{**base.__dict__, "speech_gain_db": 24.0}), SR)
     assert loud.peak_scale < 0.5
     assert np.max(np.abs(loud.noisy)) == pytest.approx(0.99)
