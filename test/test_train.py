@@ -208,6 +208,7 @@ def test_best_n_average_loads_and_decodes(full_run, tmp_path):
         if v.is_floating_point():
             torch.testing.assert_close(v, (states[0][k] + states[1][k]) / 2, rtol=0, atol=1e-7)
     assert _max_diff(states[0], states[1]) > 0     # averaging two different models
+    assert _max_diff(ckpt.load_model_state(exp / "valid.loss.best.pth"), states[0]) == 0   # the best epoch's
 
     model = build_model(load_config(exp / "config.yaml"))
     model.load_state_dict(ave, strict=True)
@@ -227,6 +228,13 @@ def test_best_n_average_loads_and_decodes(full_run, tmp_path):
     assert average_main(["--exp_dir", str(work), "--nbest", "1"]) == 0
     best = ckpt.load_model_state(work / "valid.loss.ave.pth")
     assert _max_diff(best, states[0]) == 0
+
+
+def test_rank_epochs_best_first_ties_to_the_earlier_epoch():
+    hist = [{"epoch": 1, "valid.loss": 0.5, "valid.pesq": 2.0}, {"epoch": 2, "valid.loss": 0.3, "valid.pesq": 2.5},
+            {"epoch": 3, "valid.loss": 0.3, "valid.pesq": 2.5}, {"epoch": 4, "valid.loss": float("nan")}, {"epoch": 5}]
+    assert ckpt.rank_epochs(hist, "valid.loss") == [(2, 0.3), (3, 0.3), (1, 0.5)]   # NaN / missing left out
+    assert ckpt.rank_epochs(hist, "valid.pesq", 2) == [(2, 2.5), (3, 2.5)]            # higher is better
 
 
 # ------------------------------------------------------------------------------------------- (2)
