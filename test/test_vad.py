@@ -103,6 +103,36 @@ def test_probs_to_segments_merge_and_drop():
     assert probs_to_segments([], CFG) == []
 
 
+def test_segment_and_label_boundaries_are_the_documented_ones():
+    """At exactly the threshold a frame is speech; a gap of exactly min_silence is kept (only shorter
+    ones are bridged); a run of exactly min_speech is kept (only shorter ones dropped); the same
+    strict rules in the labels (min_silence_frames, min_speech_frames)."""
+    from csmvanet.vad import _drop_short, _fill_gaps
+
+    f = CFG.hop_length / CFG.sample_rate                 # 6.25 ms: 16 frames = 0.1 s, 40 frames = 0.25 s
+    p = np.zeros(300)
+    p[10:90] = 0.5                                       # exactly at the threshold
+    assert len(probs_to_segments(p, CFG, threshold=0.5)) == 1
+    for gap, n in ((16, 2), (15, 1)):                    # 0.1 s is not shorter than min_silence 0.1 s
+        p = np.zeros(300)
+        p[10:90] = p[90 + gap:200] = 0.9
+        assert len(probs_to_segments(p, CFG, min_silence=0.1)) == n, gap
+    for run, n in ((40, 1), (39, 0)):                    # 0.25 s is not shorter than min_speech 0.25 s
+        p = np.zeros(300)
+        p[10:10 + run] = 0.9
+        assert len(probs_to_segments(p, CFG, min_speech=0.25)) == n, run
+    p = np.r_[np.zeros(10), np.full(40, 0.9), np.zeros(10)]
+    np.testing.assert_allclose(probs_to_segments(p, CFG, min_speech=0.25), [[9.5 * f, 49.5 * f]])
+    mask = np.zeros(100, bool)
+    mask[0:20] = mask[36:50] = mask[65:80] = True        # gaps of 16 and 15 frames
+    filled = _fill_gaps(mask, 16)
+    assert not filled[20:36].any() and filled[50:65].all()
+    mask = np.zeros(40, bool)
+    mask[2:10] = mask[20:27] = True                      # runs of 8 and 7 frames
+    kept = _drop_short(mask, 8)
+    assert kept[2:10].all() and not kept[20:27].any()
+
+
 def test_segments_and_rttm_files(tmp_path):
     segs = {"utt_b": [(0.5, 1.25)], "utt_a": [(0.0, 0.734), (2.0, 3.5)]}
     write_segments(tmp_path / "segments", segs)
