@@ -163,6 +163,16 @@ def test_fix_with_segments_and_utt_extra_files(tmp_path):
     ok("validate_data_dir.sh", d)
 
 
+def test_fix_drops_the_segments_of_a_recording_gone_from_wav_scp(tmp_path):
+    d = make_segments_dir(tmp_path, n_reco=3, per_reco=2)
+    write_lines(d / "wav.scp", [ln for ln in read_lines(d / "wav.scp") if not ln.startswith("r1 ")])
+    r = ok("fix_data_dir.sh", d)                            # 2 of 6 go: within the default limit
+    assert "kept 4 of 6 utterances" in r.stdout and "whose recording is not in" in r.stdout + r.stderr
+    assert [k for k in keys(d / "segments") if "-r1-" in k] == [] and len(keys(d / "segments")) == 4
+    assert keys(d / "spk1.scp") == ["r0", "r2"] and not any("-r1-" in k for k in keys(d / "utt2spk"))
+    ok("validate_data_dir.sh", d)
+
+
 def test_fix_refuses_empty_result_and_large_drops_changing_nothing(tmp_path):
     d = make_data_dir(tmp_path, num_utts=4, num_spk=2)
     (d / "wav.scp").write_text("")
@@ -179,6 +189,9 @@ def test_fix_refuses_empty_result_and_large_drops_changing_nothing(tmp_path):
     assert snapshot(d2) == before
     r = ok("fix_data_dir.sh", "--max_drop_fraction", 0.8, d2)
     assert "kept 1 of 4" in r.stdout and len(read_lines(d2 / "wav.scp")) == 1
+    d3 = make_data_dir(tmp_path / "c", num_utts=4, num_spk=2)   # exactly the limit (2 of 4 = 0.5): done
+    write_lines(d3 / "spk1.scp", read_lines(d3 / "spk1.scp")[:2])
+    assert "kept 2 of 4" in ok("fix_data_dir.sh", d3).stdout
 
 
 def test_fix_never_overwrites_a_backup(tmp_path):
