@@ -22,10 +22,11 @@ Chunked overlap-add
     grid, so every segment's frames are frames of the whole file's STFT. Neighbours are cross-faded
     over the overlap with raised-cosine (Hann) ramps ``f`` and ``1 - f``, which sum to one exactly;
     the VAD probabilities are cross-faded with the same weights taken at the frame centres. In a
-    file longer than one segment every chunk is a full segment (the last one ends at the end of the
-    file and overlaps its predecessor by more than the overlap), so peak memory is that of one
-    segment, whatever the length, and every chunk has the full context. Files up to one segment
-    run in one piece.
+    file longer than one segment every chunk is a full segment but the last, which ends at the end
+    of the file, overlaps its predecessor by more than the overlap and is longer than one segment
+    less the overlap (:class:`csmvanet.stitch.ChunkStitcher`), so peak memory is that of one
+    segment, whatever the length, and every chunk has (nearly) the full context. Files up to one
+    segment run in one piece.
 
     Why 8 s / 1 s: the network normalises with statistics of its whole input (InstanceNorm) and its
     attention spans the whole input, so a chunk's output depends on how much context the chunk has;

@@ -53,11 +53,13 @@ class ChunkStitcher:
     the rest. Chunks are ``segment`` long and start every ``step = segment - overlap`` samples (on the
     hop grid) while more than ``segment + step`` samples remain. The rest (``segment`` to
     ``segment + step`` samples) is covered by one more full segment and a last one that ends at the
-    end of the input and starts on the hop grid, so it is within one hop of a full segment (it
-    overlaps its predecessor by more than ``overlap``; the cross-fade is still ``overlap`` long).
-    Every chunk of an input longer than one segment is thus a full segment: peak memory is that of
-    one segment whatever the length, and every chunk has the full context. An input of at most one
-    segment is one chunk.
+    end of the input and starts on the hop grid, at least ``overlap`` after its predecessor's start
+    (so that no three chunks overlap and the cross-fades sum to one): it is within one hop of a full
+    segment, or, when the input ends less than ``overlap`` after that full segment, longer than
+    ``segment - overlap`` (it overlaps its predecessor by more than ``overlap``; the cross-fade is
+    still ``overlap`` long). Every chunk of an input longer than one segment thus has (nearly) the
+    full context, and peak memory is that of one segment whatever the length. An input of at most
+    one segment is one chunk.
     """
 
     def __init__(self, run: Callable, segment: int, overlap: int, hop: int, channels: int):

@@ -76,7 +76,8 @@ def _pointwise(x):
 
 @pytest.mark.parametrize("n,seg,ov,channels", [
     (20000, 4000, 1000, 1), (20000, 4000, 0, 1), (4000 * 3 + 1, 4000, 1000, 2), (3999, 4000, 1000, 1),
-    (50000, 2000, 1000, 3), (24001, 6000, 1000, 1)])
+    (50000, 2000, 1000, 3), (24001, 6000, 1000, 1),
+    (19550, 4000, 1000, 1)])   # the last full segment is less than one overlap before the end
 def test_stitching_is_exact_for_a_local_model(n, seg, ov, channels):
     """With a model whose output at a sample depends only on that sample, chunked = whole: the
     cross-fade weights sum to one and chunks (and their VAD frames) sit on the global hop grid."""
