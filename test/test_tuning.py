@@ -189,9 +189,14 @@ def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
     (e / "inference.yaml").write_text("vad_floor: 2\nvad_threshold: 0.5\n")
     with pytest.raises(ModelFileError, match=r"inference.yaml: vad_floor must be a number from 0 to 1"):
         Enhancer.from_pretrained(e)
-    (e / "inference.yaml").write_text("vad_floor: 0.5\nvad_threshold: 0.5\nsnr_limit: loud\n")
-    with pytest.raises(ModelFileError, match=r"inference.yaml: snr_limit must be a number of dB"):
-        Enhancer.from_pretrained(e)
+    for bad in ("loud", "true", "101"):                  # yes/true would read as 1 dB if booleans passed
+        (e / "inference.yaml").write_text(f"vad_floor: 0.5\nvad_threshold: 0.5\nsnr_limit: {bad}\n")
+        with pytest.raises(ModelFileError, match=r"inference.yaml: snr_limit must be a number of dB"):
+            Enhancer.from_pretrained(e)
+    for bad in ("1.5", "-0.1", "yes"):
+        (e / "inference.yaml").write_text(f"vad_floor: 0.5\nvad_threshold: 0.5\ninput_mix: {bad}\n")
+        with pytest.raises(ModelFileError, match=r"inference.yaml: input_mix must be a number from 0 to 1"):
+            Enhancer.from_pretrained(e)
 
 
 def test_cli_vad_floor_is_checked_and_applied(exp, tmp_path):
