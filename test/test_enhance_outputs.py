@@ -123,6 +123,37 @@ def test_segments_and_rttm_times_match_the_known_vad(tmp_path):
         assert (probs[key][on] > 0.5).all() and (probs[key][off] < 0.5).all(), key
 
 
+def test_multichannel_vad_is_the_loudest_channel_and_an_input_is_never_overwritten(tmp_path):
+    """channels="each": one VAD track per file, speech where ANY channel has speech (the frame-wise
+    maximum). An output path equal to its input is refused by name and the batch goes on."""
+    import kaldiio
+
+    x = gated(SR)
+    st = np.zeros((len(x), 2), np.float32)
+    first = int(5 * SR)
+    st[:first, 0] = x[:first]                       # speech 1 in channel 0 only
+    st[first:, 1] = x[first:]                       # speech 2 in channel 1 only
+    (tmp_path / "in").mkdir()
+    (tmp_path / "other").mkdir()
+    sf.write(tmp_path / "other" / "st.wav", st, SR, subtype="FLOAT")
+    sf.write(tmp_path / "in" / "a.wav", x, SR, subtype="FLOAT")
+    before = (tmp_path / "in" / "a.wav").read_bytes()
+    items = collect_inputs([str(tmp_path / "in" / "a.wav"), str(tmp_path / "other" / "st.wav")])
+    enh = Enhancer(GateNet(), {}, segment_seconds=4.0, overlap_seconds=1.0)
+    rep = enhance_batch(enh, items, tmp_path / "in", vad_dir=tmp_path / "vad", progress=False,
+                        subtype="FLOAT", report=lambda m: None)
+    assert len(rep.failed) == 1 and "a.wav: output would overwrite the input" in rep.failed[0]
+    assert (tmp_path / "in" / "a.wav").read_bytes() == before
+    assert [k for k, _ in rep.done] == ["st"]
+    y, _ = sf.read(str(tmp_path / "in" / "st.wav"), dtype="float32")
+    assert y.shape == st.shape
+    p = kaldiio.load_scp(str(tmp_path / "vad" / "vad_prob.scp"))["st"]
+    t = np.arange(len(p)) * HOP / SR
+    for a, b in SPEECH:                              # both speech runs, whichever channel held them
+        assert (p[(t >= a + 0.002) & (t < b - 0.002)] > 0.5).all()
+    assert len((tmp_path / "vad" / "segments").read_text().splitlines()) == len(SPEECH)
+
+
 class ChunkIndexNet(StandIn):
     """wave = the index of the chunk (0, 1, 2, ...) everywhere: the output shows the cross-fade weights."""
 
