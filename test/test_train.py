@@ -387,6 +387,7 @@ def test_segments_align_with_stft_frames_and_labels(data):
     seen_starts = set()
     for idx, key in enumerate(ds.keys):
         noisy_full = torch.from_numpy(sf.read(str(tr / f"{key}_n.wav"), dtype="float32")[0])
+        clean_full = torch.from_numpy(sf.read(str(tr / f"{key}_c.wav"), dtype="float32")[0])
         labels_full = kaldiio.load_scp(str(tr / "vad_labels.scp"))[key]
         item = ds[idx]
         n, seg = noisy_full.shape[0], ds.seg_len
@@ -396,6 +397,7 @@ def test_segments_align_with_stft_frames_and_labels(data):
         if n >= seg:
             seen_starts.add(start)
             assert torch.equal(item["noisy"], noisy_full[start:start + seg])
+            assert torch.equal(item["clean"], clean_full[start:start + seg])      # the same samples
             assert torch.equal(item["vad"], torch.from_numpy(labels_full[start // 100: start // 100 + 49]).float())
             # interior frames of the segment are exactly the utterance's frames start/hop + j
             s_seg, s_utt = stft(item["noisy"][None], cfg)[0], stft(noisy_full[None], cfg)[0]
@@ -403,6 +405,7 @@ def test_segments_align_with_stft_frames_and_labels(data):
             torch.testing.assert_close(s_seg[:, j], s_utt[:, start // 100 + j], atol=1e-4, rtol=1e-4)
         else:   # 0.2 s utterance: zero padded, frames past the utterance's last one labelled 0
             assert start == 0 and torch.equal(item["noisy"][:n], noisy_full) and item["noisy"][n:].abs().max() == 0
+            assert torch.equal(item["clean"][:n], clean_full) and item["clean"][n:].abs().max() == 0
             last = cfg.num_frames(n)
             assert torch.equal(item["vad"][:last], torch.from_numpy(labels_full).float())
             assert item["vad"][last:].abs().max() == 0
@@ -412,6 +415,9 @@ def test_segments_align_with_stft_frames_and_labels(data):
     # other epochs draw other starts
     starts = {e: [_at_epoch(tr, e).segment_start(i, 16000) for i in range(8)] for e in (1, 2)}
     assert starts[1] != starts[2]
+    # every hop-grid start that fits is drawn, the last one too (slack of one hop: 0 and 100)
+    ds = _at_epoch(tr, 0)
+    assert {ds.segment_start(i, ds.seg_len + 100) for i in range(40)} == {0, 100}
     assert segment_labels(np.ones(5, np.int32), 300, 800, cfg).tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0]
 
 
