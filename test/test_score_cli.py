@@ -100,7 +100,7 @@ def full_report(clean_set, tmp_path_factory):
     return rc, out
 
 
-def test_report_layout(full_report):
+def test_report_layout(full_report, clean_set):
     rc, out = full_report
     assert rc == 0
     md = (out / "RESULTS.md").read_text()
@@ -124,6 +124,18 @@ def test_report_layout(full_report):
     assert "| SNR (dB) | System | hum PESQ | hum STOI | white PESQ | white STOI | Average PESQ | Average STOI |" in t2
     for snr in ("0", "10", "Average"):
         assert f"| {snr} | Noisy |" in t2 and f"| {snr} | CSM-VANet (ours) |" in t2
+    # every cell is the mean over the utterances of its SNR (row) and noise type (column)
+    u2n, u2s = read_scp(clean_set / "data" / "utt2noise"), read_scp(clean_set / "data" / "utt2snr")
+    rows2 = {tuple(c.strip() for c in ln.strip("|").split("|")[:2]): [c.strip() for c in ln.strip("|").split("|")[2:]]
+             for ln in t2.split("\n## ")[0].splitlines() if ln.startswith("| ") and not ln.startswith("| SNR")}
+    for system, label in (("enhanced", "CSM-VANet (ours)"), ("noisy", "Noisy")):
+        vals = {m: {u: float(v) for u, v in read_scp(out / system / m).items()} for m in ("pesq", "stoi")}
+        for snr in ("0", "10", "Average"):
+            for j, noise in enumerate(("hum", "white", "Average")):
+                utts = [u for u in u2n if snr in ("Average", u2s[u]) and noise in ("Average", u2n[u])]
+                want = [f"{np.mean([vals['pesq'][u] for u in utts]):.2f}",
+                        f"{np.mean([vals['stoi'][u] for u in utts]):.3f}"]
+                assert rows2[(snr, label)][2 * j:2 * j + 2] == want, (system, snr, noise)
     # VAD section and config
     assert "## VAD" in md and "hop_length: 100" in md and "channels: 16" in md
     # figures: three examples linked and written
