@@ -199,3 +199,23 @@ def test_bad_inputs_are_listed_and_the_rest_kept(corpus, tmp_path, capsys):
     (tmp_path / "sp.scp").write_text(f"a {corpus}/s0.wav\nb {tmp_path}/s8k.wav\n")
     sources, errors = S.load_sources(tmp_path / "sp.scp", sr=SR)
     assert [s.key for s in sources] == ["a"] and "8000" in errors[0] and "s8k.wav" in errors[0]
+
+
+def test_value_specs_and_offsets_draw_every_allowed_value():
+    """A list spec draws each of its values (the last too), a uniform one its whole range (4
+    decimals); reversed or malformed specs are refused; speech offsets reach the last possible one,
+    noise shorter than the mixture is tiled from any point of it."""
+    from csmvanet import mixspec as M
+
+    rng = np.random.default_rng(0)
+    assert {M.ValueSpec("-5,0,5").draw(rng) for _ in range(200)} == {-5.0, 0.0, 5.0}
+    u = [M.ValueSpec("uniform:-10:15").draw(rng) for _ in range(500)]
+    assert -10 <= min(u) < -9 and 14 < max(u) <= 15 and all(round(v, 4) == v for v in u)
+    for bad in ("uniform:5:-5", "uniform:5", "x", "", "1,inf"):
+        with pytest.raises(S.SpecError, match="spec"):
+            M.ValueSpec(bad)
+    assert {M._offset(rng, 1002, 1000) for _ in range(200)} == {0, 1, 2}
+    assert M._offset(rng, 900, 1000) == 0                          # shorter speech: from its start
+    tiled = {M._noise_offset(rng, 50, 1000) for _ in range(400)}
+    assert tiled == set(range(50))
+    assert {M._noise_offset(rng, 1001, 1000) for _ in range(100)} == {0, 1}
