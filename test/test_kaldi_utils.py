@@ -261,6 +261,17 @@ def _ten(tmp_path):
     return d
 
 
+def test_per_speaker_step_is_kaldis_at_the_boundary():
+    """subset_data_dir.sh --per-spk N: the step grows while N * (step + 1) <= the speaker's count
+    (Kaldi's awk), so 2 of 6 utterances are the 1st and the 4th."""
+    from csmvanet.datadir_ops import per_speaker_select
+
+    six = [f"u{i}" for i in range(6)]
+    assert per_speaker_select(six, 2) == ["u0", "u3"]
+    assert per_speaker_select(six + ["u6"], 2) == ["u0", "u3"]
+    assert per_speaker_select(six, 6) == six and per_speaker_select(six, 9) == six
+
+
 @pytest.mark.parametrize("opts,want", [
     ([3], ["u4", "u6", "u9"]),                # subset_scp.pl's recursive even spread
     (["--first", 3], ["u0", "u1", "u2"]),
