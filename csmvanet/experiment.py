@@ -151,9 +151,7 @@ class Experiment:
             raise ConfigError(f"optim.name {typed['optim'].name!r}: only adamw is implemented")
         if str(typed["scheduler"].name).lower() not in ("steplr", "none"):
             raise ConfigError(f"scheduler.name {typed['scheduler'].name!r}: use steplr or none")
-        stft, weights = STFTConfig.from_dict(cfg.get("stft")), loss_weights(cfg)
-        CSMVANetLoss(stft, **weights)          # a bad loss value fails here, before any data is read
-        return cls(cfg, stft, model_options(cfg), weights, **typed)
+        return cls(cfg, STFTConfig.from_dict(cfg.get("stft")), model_options(cfg), loss_weights(cfg), **typed)
 
     @classmethod
     def from_dir(cls, exp_dir: str | Path) -> "Experiment":

@@ -1,11 +1,11 @@
 """The multi-target loss of CSM-VANet (paper eq. 3-7).
 
 L = a1 * L1(time) + a2 * MSE(compressed magnitude) + a3 * [MSE(real) + MSE(imag)] + a4 * BCE(VAD),
-paper weights 0.2, 0.8, 0.2, 0.1. ``mag_asym`` (alpha, default 1: the paper's symmetric MSE) scales the
-magnitude error where the estimate lies below the target, ``(alpha * (|S| - |S_hat|))^2`` there: the
-asymmetric L2 of VoiceFilter-Lite (Wang et al., Interspeech 2020), which makes removing speech (over-
-suppression) cost alpha^2 times more than leaving noise in. All terms are computed in fp32 in the level-normalised domain of
-the model (clean speech scaled by the same factor as the noisy input), so the loss does not depend
+paper weights 0.2, 0.8, 0.2, 0.1. ``mag_asym`` (alpha, default 1: the paper's symmetric MSE) scales
+the magnitude error where the estimate lies below the target, ``(alpha * (|S| - |S_hat|))^2`` there:
+the asymmetric L2 of VoiceFilter-Lite (Wang et al., Interspeech 2020), which makes removing speech
+(over-suppression) cost alpha^2 times more than leaving noise in. All terms are computed in fp32 in
+the level-normalised domain of the model (clean speech scaled by the same factor as the noisy input), so the loss does not depend
 on the recording level. Every term is returned on its own for logging, unweighted, beside the
 weighted total ``loss``. A term whose weight is 0 is still reported (it costs little) but does not
 contribute; the VAD term is 0 when the model has no VAD decoder or no labels are given.
@@ -30,12 +30,7 @@ class CSMVANetLoss(nn.Module):
         super().__init__()
         self.stft_cfg = stft_cfg
         self.weights = {"time": float(time), "mag": float(mag), "ri": float(ri), "vad": float(vad)}
-        try:
-            self.mag_asym = float(mag_asym)
-        except (TypeError, ValueError):
-            self.mag_asym = float("nan")
-        if not self.mag_asym >= 1.0:
-            raise ConfigError(f"loss mag_asym must be a number >= 1 (1: symmetric), got {mag_asym!r}")
+        self.mag_asym = _mag_asym_value(mag_asym)
 
     def forward(self, out: dict, clean: torch.Tensor, vad_labels: torch.Tensor | None = None) -> dict:
         with torch.autocast(device_type=clean.device.type, enabled=False):
@@ -63,7 +58,6 @@ class CSMVANetLoss(nn.Module):
             total = sum(self.weights[k] * v for k, v in terms.items())
         return {"loss": total, **terms}
 
-
     def _mag(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if self.mag_asym == 1.0:
             return F.mse_loss(est, ref)
@@ -71,9 +65,23 @@ class CSMVANetLoss(nn.Module):
         return torch.where(err > 0, err * self.mag_asym, err).square().mean()
 
 
+def _mag_asym_value(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not v >= 1.0:
+        raise ConfigError(f"loss mag_asym must be a number >= 1 (1: symmetric), got {value!r}")
+    return v
+
+
 def loss_weights(cfg: dict) -> dict:
-    """The ``loss`` section of ``cfg`` (weights; the others keep CSMVANetLoss's defaults), checked."""
-    return section_options("loss", cfg.get("loss"), keyword_names(CSMVANetLoss), what="weight")
+    """The ``loss`` section of ``cfg`` (weights; the others keep CSMVANetLoss's defaults), checked:
+    unknown keys and a bad ``mag_asym`` raise ConfigError when the config is read."""
+    weights = section_options("loss", cfg.get("loss"), keyword_names(CSMVANetLoss), what="weight")
+    if "mag_asym" in weights:
+        _mag_asym_value(weights["mag_asym"])
+    return weights
 
 
 def build_loss(cfg: dict, stft: STFTConfig | None = None) -> CSMVANetLoss:

@@ -126,8 +126,11 @@ def test_report_layout(full_report, clean_set):
         assert f"| {snr} | Noisy |" in t2 and f"| {snr} | CSM-VANet (ours) |" in t2
     # every cell is the mean over the utterances of its SNR (row) and noise type (column)
     u2n, u2s = read_scp(clean_set / "data" / "utt2noise"), read_scp(clean_set / "data" / "utt2snr")
-    rows2 = {tuple(c.strip() for c in ln.strip("|").split("|")[:2]): [c.strip() for c in ln.strip("|").split("|")[2:]]
-             for ln in t2.split("\n## ")[0].splitlines() if ln.startswith("| ") and not ln.startswith("| SNR")}
+    rows2 = {}
+    for ln in t2.split("\n## ")[0].splitlines():
+        if ln.startswith("| ") and not ln.startswith("| SNR"):
+            cells = [c.strip() for c in ln.strip("|").split("|")]
+            rows2[(cells[0], cells[1])] = cells[2:]
     for system, label in (("enhanced", "CSM-VANet (ours)"), ("noisy", "Noisy")):
         vals = {m: {u: float(v) for u, v in read_scp(out / system / m).items()} for m in ("pesq", "stoi")}
         for snr in ("0", "10", "Average"):
