@@ -13,7 +13,7 @@ import soundfile as sf
 from csmvanet.fileio import atomic_path, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
 from csmvanet.pool import run_jobs
-from csmvanet.signals import Interrupted
+from csmvanet.signals import Interrupted, signals_deferred
 
 
 class AudioError(ValueError):
@@ -120,7 +120,8 @@ def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int, subtype: s
     # Encode in memory, then write the bytes: soundfile's close() forces each file to disk
     # (sf_write_sync), which costs more than the encoding itself when writing many small files.
     buf = io.BytesIO()
-    sf.write(buf, wave, int(sample_rate), subtype=subtype, format=fmt)
+    with signals_deferred():  # libsndfile calls back into Python to write to buf
+        sf.write(buf, wave, int(sample_rate), subtype=subtype, format=fmt)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buf.getvalue())
 
@@ -146,7 +147,8 @@ def _read_pipe(cmd: str) -> tuple[np.ndarray, int]:
         raise AudioError(f"'{cmd} |': command failed with status {proc.returncode}"
                          + (f" ({err[-1]})" if err else ""))
     try:
-        return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+        with signals_deferred():  # libsndfile calls back into Python to read the bytes
+            return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(f"'{cmd} |': output is not readable audio ({_short(e)})") from None
 

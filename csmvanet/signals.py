@@ -7,6 +7,11 @@ terminates its workers. The entry point catches it, prints one line (:func:`inte
 and returns :attr:`Interrupted.status` (128 + the signal number, as a shell reports it).
 SIGKILL cannot be caught: its temporary files start with '.' and are removed by the next run
 (:func:`csmvanet.fileio.remove_stale_temps`).
+
+An exception must not be raised inside a callback that C code calls: soundfile's in-memory reads
+and writes run Python callbacks from libsndfile, and cffi prints an exception raised there and drops
+it (the signal would be lost and the encoded bytes left incomplete). :func:`signals_deferred`
+holds SIGTERM and SIGINT back for the length of such a call and delivers them when it returns.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["Interrupted", "stop_on_signals", "say_when_interrupted", "interrupted_line"]
+__all__ = ["Interrupted", "stop_on_signals", "signals_deferred", "say_when_interrupted", "interrupted_line"]
 
 
 class Interrupted(BaseException):
@@ -47,6 +52,30 @@ def stop_on_signals():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Within the block, SIGTERM and SIGINT are recorded; on leaving it, the handlers that were in
+    place get them (in arrival order), so whatever they raise is raised here, outside any callback.
+    Handlers that are not Python functions (default, ignore) are left as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers run in the main thread only: nothing to hold back here
+        return
+    arrived: list[int] = []
+    old = {}
+    for s in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(s)
+        if callable(handler):
+            old[s] = handler
+            signal.signal(s, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for signum in arrived:
+            old[signum](signum, None)
 
 
 @contextlib.contextmanager

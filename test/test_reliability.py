@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +128,67 @@ def test_run_jobs_passes_exceptions_and_keeps_order():
     assert sorted(run_jobs(abs, [-3, 2, -1], nj=3, ordered=False)) == [1, 2, 3]
     with pytest.raises(TypeError):
         list(run_jobs(abs, [1, "x", 3], nj=2))
+
+
+class _SignalledBuffer:
+    """io.BytesIO that sends this process SIGTERM from its first write or read: from inside the
+    callback libsndfile makes to Python, where cffi would print and drop any exception."""
+
+    def __init__(self):
+        import io
+
+        self.fired = False
+        self.base = io.BytesIO
+
+    def __call__(self, *args):
+        outer = self
+
+        class Buffer(self.base):
+            def _fire(self):
+                if not outer.fired:
+                    outer.fired = True
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            def write(self, b):
+                self._fire()
+                return super().write(b)
+
+            def readinto(self, b):
+                self._fire()
+                return super().readinto(b)
+
+        return Buffer(*args)
+
+
+def _write_with_sigterm(path):
+    write_audio(path, np.zeros(1600, np.float32), 16000)
+    return path
+
+
+def test_sigterm_inside_soundfile_callbacks_is_delivered_after_them(tmp_path, monkeypatch, capfd):
+    import csmvanet.audio as A
+    from csmvanet.pool import WorkerDied, run_jobs
+    from csmvanet.signals import Interrupted, stop_on_signals
+
+    # main process: the tool's handler raises Interrupted once soundfile returns; no file is left
+    buf = _SignalledBuffer()
+    monkeypatch.setattr(A, "io", types.SimpleNamespace(BytesIO=buf))
+    with pytest.raises(Interrupted) as e, stop_on_signals():
+        write_audio(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    assert buf.fired and e.value.status == 143 and os.listdir(tmp_path) == []
+    # reading an scp pipe's bytes
+    buf.fired = False
+    sf.write(tmp_path / "b.wav", np.zeros(1600, np.float32), 16000)
+    with pytest.raises(Interrupted), stop_on_signals():
+        read_audio(f"cat {tmp_path / 'b.wav'} |")
+    assert buf.fired
+    # a pool worker (SIGTERM from the parent when a sibling fails): it exits 128 + 15
+    buf.fired = False
+    with pytest.raises(WorkerDied, match="exited with status 143"):
+        list(run_jobs(_write_with_sigterm, [tmp_path / "c.wav", tmp_path / "d.wav"], nj=2))
+    assert not (tmp_path / "c.wav").exists() and sorted(os.listdir(tmp_path)) == ["b.wav"]
+    err = capfd.readouterr().err
+    assert "Exception ignored" not in err and "Traceback" not in err, err
 
 
 # ---------------------------------------------------------------------------------------------
