@@ -69,7 +69,7 @@ if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid
     # shellcheck disable=SC2086
     $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
       --checkpoint "$inference_model" --data_dir "$dumpdir/$valid_set" --no_progress $tune_args
-    log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
+    log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|snr_limit|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
   fi
   if [ -f "$exp/inference.yaml" ]; then   # one job per test set beside the decoding below (one network pass, every floor)
     floors="${compare_floors// /,},$(awk '/^vad_floor:/ { print $2 }' "$exp/inference.yaml")"
