@@ -35,7 +35,7 @@ test_snrs=-5,0,5,10,15            # valid/test SNRs in dB: valid draws one per u
 seed=1                            # data prep and simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # csmvanet-train config (the shipped model's; alternatives in conf/tuning/)
 train_threads=1                   # stage 3 torch threads (empty: every core); 1 rebuilds the shipped model bit for bit (same torch build)
-tune_args="--floors 0,0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --keep_stoi --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4 (see README.md)
+tune_args="--floors 0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --snr_limits none,20,15 --keep_stoi --stoi_se 1 --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4 (see README.md)
 compare_floors="1 0"              # stage 4/5: vad_floor values compared with the chosen one on the test sets (input_mix 0 and the chosen one)
 vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
 
