@@ -55,7 +55,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 BUNDLED_MODELS = {
     "voiceprompts_small": {
         "file": "voiceprompts_small.pth",
-        "sha256": "2ae87b76010cf33ea724a7e8e613a7abfb7b0010090b8b477fb88875f03fe4eb",
+        "sha256": "346850672abcf289b6a5f55c1392e1a0ce35ad76c1230733a310e6e5b1c4e62c",
         "description": "small CSM-VANet (0.1 M parameters) trained on 2 CPU cores by egs/voiceprompts on real "
                        "speech and noise from Debian packages; not the paper's 8.8 M model",
     },
