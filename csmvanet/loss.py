@@ -3,14 +3,16 @@
 L = a1 * L1(time) + a2 * MSE(compressed magnitude) + a3 * [MSE(real) + MSE(imag)] + a4 * BCE(VAD),
 paper weights 0.2, 0.8, 0.2, 0.1. Not in the paper, off by default: ``env`` weights 1 - the
 band-envelope correlation of :func:`envelope_correlation`, the quantity STOI averages (an
-intelligibility term, as in Kolbaek et al., IEEE/ACM TASLP 2018). ``mag_asym`` (alpha, default 1: the paper's symmetric MSE) scales
-the magnitude error where the estimate lies below the target, ``(alpha * (|S| - |S_hat|))^2`` there:
-the asymmetric L2 of VoiceFilter-Lite (Wang et al., Interspeech 2020), which makes removing speech
-(over-suppression) cost alpha^2 times more than leaving noise in. All terms are computed in fp32 in
-the level-normalised domain of the model (clean speech scaled by the same factor as the noisy input), so the loss does not depend
-on the recording level. Every term is returned on its own for logging, unweighted, beside the
+intelligibility term, as in Kolbaek et al., IEEE/ACM TASLP 2018). ``mag_asym`` (alpha, default 1:
+the paper's symmetric MSE) scales the magnitude error where the estimate lies below the target,
+``(alpha * (|S| - |S_hat|))^2`` there: the asymmetric L2 of VoiceFilter-Lite (Wang et al.,
+Interspeech 2020), which makes removing speech (over-suppression) cost alpha^2 times more than
+leaving noise in. All terms are computed in fp32 in the level-normalised domain of the model (clean
+speech scaled by the same factor as the noisy input), so the loss does not depend on the recording
+level. Every term is returned on its own for logging, unweighted, beside the
 weighted total ``loss``. A term whose weight is 0 is still reported (it costs little) but does not
-contribute (``env`` is then computed without gradient); the VAD term is 0 when the model has no VAD decoder or no labels are given.
+contribute (``env`` is then computed without gradient); the VAD term is 0 when the model has no
+VAD decoder or no labels are given.
 """
 from __future__ import annotations
 
