@@ -3,7 +3,10 @@
 L = a1 * L1(time) + a2 * MSE(compressed magnitude) + a3 * [MSE(real) + MSE(imag)] + a4 * BCE(VAD),
 paper weights 0.2, 0.8, 0.2, 0.1. Not in the paper, off by default: ``env`` weights 1 - the
 band-envelope correlation of :func:`envelope_correlation`, the quantity STOI averages (an
-intelligibility term, as in Kolbaek et al., IEEE/ACM TASLP 2018). ``mag_asym`` (alpha, default 1:
+intelligibility term, as in Kolbaek et al., IEEE/ACM TASLP 2018); ``env_form: log`` weights
+``log(1 - d + 0.01)`` per item instead (batch mean), whose gradient is that of ``1 - d`` divided
+by ``1 - d + 0.01``: the items the model already gets nearly right, mostly the high-SNR ones where
+any distortion lowers STOI below the input's, count up to 100 times more. ``mag_asym`` (alpha, default 1:
 the paper's symmetric MSE) scales the magnitude error where the estimate lies below the target,
 ``(alpha * (|S| - |S_hat|))^2`` there: the asymmetric L2 of VoiceFilter-Lite (Wang et al.,
 Interspeech 2020), which makes removing speech (over-suppression) cost alpha^2 times more than
@@ -26,16 +29,20 @@ from csmvanet.features import STFTConfig, analyse
 
 #: What the loss returns: the weighted total, then every term unweighted.
 TERMS = ("loss", "time", "mag", "ri", "vad", "env")
+#: Offset of the log form of the env term: caps its emphasis at 1 / ENV_LOG_EPS.
+ENV_LOG_EPS = 0.01
+ENV_FORMS = ("linear", "log")
 
 
 class CSMVANetLoss(nn.Module):
     def __init__(self, stft_cfg: STFTConfig, time: float = 0.2, mag: float = 0.8, ri: float = 0.2,
-                 vad: float = 0.1, mag_asym: float = 1.0, env: float = 0.0):
+                 vad: float = 0.1, mag_asym: float = 1.0, env: float = 0.0, env_form: str = "linear"):
         super().__init__()
         self.stft_cfg = stft_cfg
         self.weights = {"time": float(time), "mag": float(mag), "ri": float(ri), "vad": float(vad),
                         "env": float(env)}
         self.mag_asym = _mag_asym_value(mag_asym)
+        self.env_form = _env_form_value(env_form)
 
     def forward(self, out: dict, clean: torch.Tensor, vad_labels: torch.Tensor | None = None) -> dict:
         with torch.autocast(device_type=clean.device.type, enabled=False):
@@ -60,18 +67,25 @@ class CSMVANetLoss(nn.Module):
                 terms["vad"] = F.binary_cross_entropy_with_logits(logits.float(), vad_labels.float())
             else:
                 terms["vad"] = torch.zeros((), device=clean.device)
-            terms["env"] = self._env(est_n, clean_n)
-            total = sum(self.weights[k] * v for k, v in terms.items())
+            terms["env"], env_loss = self._env(est_n, clean_n)
+            total = sum(self.weights[k] * (env_loss if k == "env" else v) for k, v in terms.items())
         return {"loss": total, **terms}
 
-    def _env(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def _env(self, est: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1 - mean correlation, the term the weight multiplies: that, or the log form's)."""
         sr = self.stft_cfg.sample_rate
         if self.weights["env"] > 0:
-            return 1.0 - envelope_correlation(est, ref, sr)
+            if self.env_form == "linear":
+                report = 1.0 - envelope_correlation(est, ref, sr)
+                return report, report
+            dist = 1.0 - envelope_correlation(est, ref, sr, reduction="none")
+            return dist.mean(), torch.log(dist + ENV_LOG_EPS).mean()
         if ref.shape[-1] < envelope_frame(sr)[0]:
-            return torch.zeros((), device=ref.device)    # only reported: too short to say
+            zero = torch.zeros((), device=ref.device)     # only reported: too short to say
+            return zero, zero
         with torch.no_grad():
-            return 1.0 - envelope_correlation(est, ref, sr)
+            report = 1.0 - envelope_correlation(est, ref, sr)
+        return report, report
 
     def _mag(self, est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if self.mag_asym == 1.0:
@@ -96,14 +110,15 @@ def envelope_frame(sample_rate: int) -> tuple[int, int, int]:
 
 
 def envelope_correlation(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, *, frames: int = 30,
-                         clip_db: float = -15.0, silence_db: float = 40.0) -> torch.Tensor:
+                         clip_db: float = -15.0, silence_db: float = 40.0, reduction: str = "mean") -> torch.Tensor:
     """Mean correlation of the one-third octave band envelopes of ``est`` and ``ref`` [B, N] over
     windows of ``frames`` frames (about 384 ms), as STOI computes it (Taal et al., 2011) but at the
     signals' own rate and differentiable: 25 ms Hann frames every 12.5 ms, the estimate's envelope
     scaled to the reference's norm per band and window and clipped at ``clip_db`` SDR, after
     dropping the frames more than ``silence_db`` below the loudest reference frame. Averaged over
-    bands and windows per signal, then over the batch; 1 means equal envelopes. A signal with fewer
-    kept frames than ``frames`` is one window of all of them."""
+    bands and windows per signal, then over the batch (``reduction="none"``: one value per signal,
+    [B]); 1 means equal envelopes. A signal with fewer kept frames than ``frames`` is one window of
+    all of them."""
     n_fft, win, hop = envelope_frame(sample_rate)
     if ref.shape[-1] < n_fft:
         raise ValueError(f"envelope_correlation: {ref.shape[-1]} samples, fewer than one frame ({n_fft})")
@@ -126,7 +141,8 @@ def envelope_correlation(est: torch.Tensor, ref: torch.Tensor, sample_rate: int,
         yb = torch.minimum(yb, xb * (1 + 10 ** (-clip_db / 20)))
         xb, yb = xb - xb.mean(-1, keepdim=True), yb - yb.mean(-1, keepdim=True)
         corrs.append(((xb * yb).sum(-1) / (xb.norm(dim=-1) * yb.norm(dim=-1) + 1e-8)).mean())
-    return torch.stack(corrs).mean()
+    corrs = torch.stack(corrs)
+    return corrs if reduction == "none" else corrs.mean()
 
 
 def _mag_asym_value(value) -> float:
@@ -139,12 +155,20 @@ def _mag_asym_value(value) -> float:
     return v
 
 
+def _env_form_value(value) -> str:
+    if value not in ENV_FORMS:
+        raise ConfigError(f"loss env_form must be one of {', '.join(ENV_FORMS)}, got {value!r}")
+    return value
+
+
 def loss_weights(cfg: dict) -> dict:
     """The ``loss`` section of ``cfg`` (weights; the others keep CSMVANetLoss's defaults), checked:
-    unknown keys and a bad ``mag_asym`` raise ConfigError when the config is read."""
+    unknown keys and a bad ``mag_asym`` or ``env_form`` raise ConfigError when the config is read."""
     weights = section_options("loss", cfg.get("loss"), keyword_names(CSMVANetLoss), what="weight")
     if "mag_asym" in weights:
         _mag_asym_value(weights["mag_asym"])
+    if "env_form" in weights:
+        _env_form_value(weights["env_form"])
     return weights
 
 

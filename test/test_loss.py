@@ -151,3 +151,36 @@ def test_env_weight_adds_the_term_with_its_gradient_and_zero_leaves_the_paper_lo
     assert d(est - 1e-2 * g / g.norm()).item() > d(est).item()
     short = {"wave": clean[:, :400], "spec": analyse(clean[:, :400], CFG), "scale": torch.ones(1), "vad_logits": None}
     assert build_loss({})(short, clean[:, :400])["env"].item() == 0.0            # too short: only reported as 0
+
+
+def test_env_log_form_weights_items_by_their_own_distortion():
+    """``env_form: log``: the weight multiplies mean(log(1 - d_i + 0.01)) over the batch, whose
+    gradient on each item is its linear gradient over (1 - d_i + 0.01): a nearly undistorted
+    (high-SNR) item pulls harder than a noisy one. The reported ``env`` stays 1 - mean(d)."""
+    import pytest
+
+    from csmvanet.errors import ConfigError
+    from csmvanet.loss import ENV_LOG_EPS, envelope_correlation
+
+    clean_np = _speech_like(1.0)
+    noise = np.random.default_rng(2).standard_normal(16000)
+    clean = torch.from_numpy(np.stack([clean_np, clean_np]))
+    est = torch.from_numpy(np.stack([_at_snr(clean_np, noise, 15), _at_snr(clean_np, noise, -5)])
+                           .astype(np.float32)).requires_grad_()
+    out = {"wave": est, "spec": analyse(est, CFG), "scale": torch.ones(2), "vad_logits": None}
+    base = build_loss({})(out, clean)
+    lin = build_loss({"loss": {"env": 0.5}})(out, clean)
+    log = build_loss({"loss": {"env": 0.5, "env_form": "log"}})(out, clean)
+    d = envelope_correlation(est, clean, 16000, reduction="none")
+    assert d.shape == (2,) and d[0] > d[1]
+    np.testing.assert_allclose(d.mean().item(), envelope_correlation(est, clean, 16000).item(), rtol=1e-6)
+    np.testing.assert_allclose(log["env"].item(), lin["env"].item(), rtol=1e-6)
+    expect = base["loss"].item() + 0.5 * torch.log(1 - d + ENV_LOG_EPS).mean().item()
+    np.testing.assert_allclose(log["loss"].item(), expect, rtol=1e-5)
+    (g_lin,) = torch.autograd.grad(lin["loss"] - base["loss"], est, retain_graph=True)
+    (g_log,) = torch.autograd.grad(log["loss"] - base["loss"], est)
+    ratio = (g_log.norm(dim=1) / g_lin.norm(dim=1)).detach()
+    np.testing.assert_allclose(ratio.numpy(), (1 / (1 - d + ENV_LOG_EPS)).detach().numpy(), rtol=1e-3)
+    assert ratio[0] > 3 * ratio[1]                                  # the 15 dB item weighs more
+    with pytest.raises(ConfigError, match="env_form"):
+        build_loss({"loss": {"env": 0.5, "env_form": "square"}})
