@@ -55,7 +55,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 BUNDLED_MODELS = {
     "voiceprompts_small": {
         "file": "voiceprompts_small.pth",
-        "sha256": "346850672abcf289b6a5f55c1392e1a0ce35ad76c1230733a310e6e5b1c4e62c",
+        "sha256": "1db2424ae169823dc4a733af3bb52d92b6411e440f756971bb481e36e6817ce4",
         "description": "small CSM-VANet (0.1 M parameters) trained on 2 CPU cores by egs/voiceprompts on real "
                        "speech and noise from Debian packages; not the paper's 8.8 M model",
     },
