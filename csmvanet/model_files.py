@@ -55,7 +55,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 BUNDLED_MODELS = {
     "voiceprompts_small": {
         "file": "voiceprompts_small.pth",
-        "sha256": "1db2424ae169823dc4a733af3bb52d92b6411e440f756971bb481e36e6817ce4",
+        "sha256": "ebe11dbbdb64fc94ad9599ab7019ae79d8e854eef921685c94ffb00bf87f64d9",
         "description": "small CSM-VANet (0.1 M parameters) trained on 2 CPU cores by egs/voiceprompts on real "
                        "speech and noise from Debian packages; not the paper's 8.8 M model",
     },
