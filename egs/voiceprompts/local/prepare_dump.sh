@@ -16,7 +16,7 @@
 # the simulation is a pure function of the spec and the seed).
 #
 #   local/prepare_dump.sh [--nj 2] [--train_config conf/train.yaml] [--vad_config conf/vad.yaml]
-#     [--num_train 3000] [--train_seconds 2] [--train_snrs uniform:-5:15] [--test_snrs -5,0,5,10,15]
+#     [--num_train 3000] [--train_seconds 2] [--train_snrs uniform:-5:25] [--test_snrs -5,0,5,10,15]
 #     [--seed 1] <data_dir> <dump_dir>
 set -euo pipefail
 
@@ -25,7 +25,7 @@ train_config=conf/train.yaml
 vad_config=conf/vad.yaml
 num_train=3000
 train_seconds=2
-train_snrs=uniform:-5:15
+train_snrs=uniform:-5:25
 test_snrs=-5,0,5,10,15
 seed=1
 help_message="Usage: $0 [--nj 2] [--train_config F] [--vad_config F] [--num_train 3000] [--train_seconds 2] [--train_snrs SPEC] [--test_snrs LIST] [--seed 1] <data_dir> <dump_dir>"
