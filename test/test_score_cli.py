@@ -183,10 +183,10 @@ def test_problems_are_listed_and_the_batch_finishes(tmp_path):
     data, enh = root / "data", root / "exp" / "enh"
     ref = read_scp(data / "spk1.scp")
     out_scp = read_scp(enh / "enhanced.scp")
-    # utt0: enhanced file shorter (trimmed, warned); utt1: unreadable; utt2: silent reference;
+    # utt0: enhanced file 10 ms shorter (trimmed, warned); utt1: unreadable; utt2: silent reference;
     # utt3: no enhanced file (missing); extra9: enhanced without reference (extra)
     x, _ = sf.read(out_scp["utt0"])
-    sf.write(out_scp["utt0"], x[:-333], FS, subtype="FLOAT")
+    sf.write(out_scp["utt0"], x[:-160], FS, subtype="FLOAT")
     Path(out_scp["utt1"]).write_bytes(b"RIFF but not really a wav file")
     sf.write(ref["utt2"], np.zeros(FS), FS)
     out_scp["extra9"] = out_scp.pop("utt3")
@@ -202,7 +202,7 @@ def test_problems_are_listed_and_the_batch_finishes(tmp_path):
     errors = read_scp(out / "errors")
     assert list(errors) == ["utt1"] and "utt1_e.wav" in errors["utt1"]
     warnings = (out / "warnings").read_text()
-    assert "utt0 length mismatch: reference 16000 samples, enhanced 15667" in warnings
+    assert "utt0 length mismatch: reference 16000 samples, enhanced 15840; trimmed to 15840" in warnings
     assert "utt2 enhanced: PESQ: NoUtterancesError" in warnings
     assert "utt0 VAD length mismatch: 161 label frames, 158 predicted; trimmed to 158" in warnings
     assert int(read_scp(out / "enhanced" / "vad_tp")["utt0"]) + int(read_scp(out / "enhanced" / "vad_fn")["utt0"]) \
@@ -220,6 +220,61 @@ def test_problems_are_listed_and_the_batch_finishes(tmp_path):
     assert row.split("|")[2].strip() == f"{float(pesq['utt0']):.2f}"
 
 
+def test_length_mismatch_beyond_the_tolerance_is_an_error_and_not_averaged(tmp_path):
+    """A truncated (or padded) enhanced file is not trimmed into an absurd score: beyond 20 ms it is an
+    error naming both lengths, left out of the means and listed; the rest is scored; exit status 1."""
+    root = make_data(tmp_path / "d", n=4, seconds=1.0)
+    enh = read_scp(root / "exp" / "enh" / "enhanced.scp")
+    ref = read_scp(root / "data" / "spk1.scp")
+    x0, x1, x2 = (sf.read(enh[u])[0] for u in ("utt0", "utt1", "utt2"))
+    sf.write(enh["utt0"], x0[:-320], FS, subtype="FLOAT")    # 20 ms short: the tolerance, trimmed
+    sf.write(enh["utt1"], x1[:800], FS, subtype="FLOAT")     # truncated: 50 ms of 1 s
+    sf.write(enh["utt2"], np.concatenate([x2, np.zeros(321)]), FS, subtype="FLOAT")   # 1 sample too long
+    out = tmp_path / "out"
+    assert score_main(_args(root, out, "--figures", "false")) == 1
+    errors = read_scp(out / "errors")
+    assert list(errors) == ["utt1", "utt2"]
+    assert errors["utt1"] == (f"enhanced {enh['utt1']}: 800 samples (0.050 s) but the reference has 16000 "
+                              "(1.000 s); lengths more than 20 ms apart are not scored (--length_tolerance)")
+    assert "16321 samples (1.020 s) but the reference has 16000" in errors["utt2"]
+    assert "utt0 length mismatch: reference 16000 samples, enhanced 15680; trimmed to 15680" in \
+        (out / "warnings").read_text()
+    si = {u: float(v) for u, v in read_scp(out / "enhanced" / "si_sdr").items()}
+    assert set(si) == {"utt0", "utt3"}
+    row = [ln for ln in (out / "RESULTS.md").read_text().splitlines() if ln.startswith("| Enhanced |")][0]
+    assert row.split("|")[8].strip() == f"{np.mean([si['utt0'], si['utt3']]):.2f}"
+    # a wider tolerance (a system whose frames pad more) accepts utt2, never the truncated utt1
+    wide = tmp_path / "wide"
+    assert score_main(_args(root, wide, "--figures", "false", "--report", "false",
+                            "--length_tolerance", "0.05")) == 1
+    assert list(read_scp(wide / "errors")) == ["utt1"] and "utt2" in read_scp(wide / "enhanced" / "si_sdr")
+    # the noisy input is held to the same rule
+    sf.write(read_scp(root / "data" / "wav.scp")["utt3"], sf.read(ref["utt3"])[0][:8000], FS)
+    noisy = tmp_path / "noisy"
+    assert score_main(_args(root, noisy, "--figures", "false", "--report", "false")) == 1
+    assert "noisy " in read_scp(noisy / "errors")["utt3"] and "8000 samples (0.500 s)" in read_scp(noisy / "errors")["utt3"]
+
+
+@pytest.mark.parametrize("case", ["empty reference list", "no key in common"])
+def test_nothing_to_score_is_a_one_line_error(tmp_path, case):
+    root = make_data(tmp_path / "d", n=2, seconds=0.6)
+    d, e = root / "data", root / "exp" / "enh"
+    if case == "empty reference list":
+        (d / "spk1.scp").write_text("")
+        want = f"nothing to score: the reference list {d / 'spk1.scp'} is empty"
+    else:
+        (e / "enhanced.scp").write_text((e / "enhanced.scp").read_text().replace("utt", "other"))
+        want = (f"nothing to score: no utterance is in both lists (reference {d / 'spk1.scp'} has 2 keys "
+                f"(e.g. utt0), enhanced {e / 'enhanced.scp'} has 2 keys (e.g. other0))")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "csmvanet.bin.score", *_args(root, out, "--figures", "false")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1].endswith(f"ERROR csmvanet-score: {want}")
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    assert not (out / "RESULTS.md").exists() and not (out / "enhanced").exists()
+
+
 def test_bad_arguments(tmp_path):
     root = make_data(tmp_path / "d", n=1, seconds=0.6)
     d = root / "data"
@@ -232,6 +287,9 @@ def test_bad_arguments(tmp_path):
     assert score_main(["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(d / "wav.scp"),
                        "--out_dir", str(tmp_path / "o"), "--published", str(bad_pub),
                        "--progress", "false", "--figures", "false"]) == 1
+    for bad in ("-0.1", "nan", "inf"):
+        assert score_main(["--ref_scp", str(d / "spk1.scp"), "--enh_scp", str(d / "wav.scp"),
+                           "--out_dir", str(tmp_path / "o"), "--length_tolerance", bad]) == 2
 
 
 @pytest.mark.skipif(shutil.which("perl") is None, reason="run.pl needs perl")

@@ -16,8 +16,11 @@ utterance is scored against its segment of them; --enh_scp stays keyed by uttera
 
 Per-utterance files go to D/enhanced/<metric> and D/noisy/<metric> (`utt value`), problems to
 D/errors, D/warnings, D/missing, D/extra; D/RESULTS.md and D/figures/ hold the report.
+Lengths: an enhanced (or noisy) file within --length_tolerance (0.02 s) of its reference's length is
+trimmed to the shorter and warned; further apart it is an error (both lengths named), not scored.
 Exit status 1 if any utterance could not be scored or any reference key has no enhanced file
-(after everything else is written); extra enhanced keys only warn.
+(after everything else is written), or, before scoring, if no utterance is in both lists;
+extra enhanced keys only warn.
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vad_ref_scp", type=Path, help="VAD labels (kaldiio int32 per frame)")
     p.add_argument("--vad_hyp_scp", type=Path, help="VAD probabilities (kaldiio float32 per frame)")
     p.add_argument("--vad_threshold", type=float, default=0.5)
+    p.add_argument("--length_tolerance", type=float, default=None, metavar="SECONDS",
+                   help="an enhanced/noisy file this close to its reference's length is trimmed to the "
+                        "shorter (warned); further apart it is an error, not scored (default 0.02)")
     p.add_argument("--utt2noise", type=Path, help="utt -> noise type (Table II columns)")
     p.add_argument("--utt2snr", type=Path, help="utt -> SNR in dB (Table II rows)")
     p.add_argument("--config_file", type=Path, help="model/training config embedded in RESULTS.md")
@@ -79,7 +85,7 @@ def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from csmvanet.datadir import DataDirError
     from csmvanet.metrics.report import write_report
-    from csmvanet.metrics.score import ScoreInputs, ScoreOptions, merge_dirs, score_lists
+    from csmvanet.metrics.score import LENGTH_TOLERANCE, ScoreInputs, ScoreOptions, merge_dirs, score_lists
 
     prog = "csmvanet-score"
     if args.collect:
@@ -99,6 +105,10 @@ def _main(argv=None) -> int:
         return 2
     if args.nj < 1:
         print(f"{prog}: --nj must be >= 1", file=sys.stderr)
+        return 2
+    if args.length_tolerance is not None and not 0 <= args.length_tolerance < float("inf"):
+        print(f"{prog}: --length_tolerance must be a number of seconds >= 0, got {args.length_tolerance}",
+              file=sys.stderr)
         return 2
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +138,8 @@ def _main(argv=None) -> int:
 
     inputs = ScoreInputs(args.ref_scp, args.enh_scp, args.noisy_scp, args.vad_ref_scp, args.vad_hyp_scp,
                          segments=args.segments)
-    opts = ScoreOptions(pesq_mode=args.pesq_mode, vad_threshold=args.vad_threshold)
+    opts = ScoreOptions(pesq_mode=args.pesq_mode, vad_threshold=args.vad_threshold,
+                        length_tolerance=LENGTH_TOLERANCE if args.length_tolerance is None else args.length_tolerance)
     unscored: list[str] = []
     try:
         if args.merge:

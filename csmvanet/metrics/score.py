@@ -27,10 +27,14 @@ from csmvanet.uttaudio import UttAudio, read_utterance, segment_audio
 log = logging.getLogger(__name__)
 
 
+LENGTH_TOLERANCE = 0.02   # seconds an enhanced/noisy file may differ from its reference (docs/scoring.md)
+
+
 @dataclass
 class ScoreOptions:
     pesq_mode: str | None = None  # None: wb at 16 kHz, nb at 8 kHz
     vad_threshold: float = 0.5
+    length_tolerance: float = LENGTH_TOLERANCE  # larger differences are errors, not trimmed
 
 
 def score_arrays(ref: np.ndarray, deg: np.ndarray, fs: int, pesq_mode: str | None = None,
@@ -93,6 +97,16 @@ def nonfinite_problem(wave: np.ndarray, what: str) -> str | None:
     return f"{what}: {' and '.join(parts)} (first at sample {first}); not scored"
 
 
+def length_problem(n_ref: int, n: int, fs: int, what: str, tolerance: float = LENGTH_TOLERANCE) -> str | None:
+    """None when ``n`` samples are within ``tolerance`` seconds of the reference's ``n_ref`` (the pair
+    is then trimmed to the shorter), else the error: '<what>: 800 samples (0.050 s) but the reference
+    has 48000 (3.000 s); ...'."""
+    if abs(n - n_ref) <= round(tolerance * fs):
+        return None
+    return (f"{what}: {n} samples ({n / fs:.3f} s) but the reference has {n_ref} ({n_ref / fs:.3f} s); "
+            f"lengths more than {tolerance * 1000:g} ms apart are not scored (--length_tolerance)")
+
+
 def _name(src) -> str:
     return src.describe() if isinstance(src, UttAudio) else str(src)
 
@@ -130,7 +144,10 @@ def score_utterance(utt: str, ref_src: str | UttAudio, enh_src: str, noisy_src: 
         return res
     bad = [p for p in (nonfinite_problem(ref, f"reference {_name(ref_src)}"),
                        nonfinite_problem(enh, f"enhanced {enh_src}"),
-                       None if noisy is None else nonfinite_problem(noisy, f"noisy {_name(noisy_src)}")) if p]
+                       None if noisy is None else nonfinite_problem(noisy, f"noisy {_name(noisy_src)}"),
+                       length_problem(len(ref), len(enh), fs, f"enhanced {enh_src}", opts.length_tolerance),
+                       None if noisy is None else length_problem(len(ref), len(noisy), fs, f"noisy {_name(noisy_src)}",
+                                                                 opts.length_tolerance)) if p]
     if bad:
         res.error = "; ".join(bad)
         return res
@@ -276,9 +293,21 @@ def plan(inputs: ScoreInputs, job: int | None = None, num_jobs: int | None = Non
     missing = sorted((k for k in ref if k not in enh), key=lambda k: k.encode())
     extra = sorted((k for k in enh if k not in ref), key=lambda k: k.encode())
     keys = [k for k in ref if k in enh]
+    if not keys:   # nothing to score is an input error, not an empty report
+        raise DataDirError(no_common_keys(inputs, ref, enh))
     if job is not None:
         keys = job_keys(keys, job, num_jobs or 1)
     return keys, ref, enh, noisy, vref, vhyp, missing, extra
+
+
+def no_common_keys(inputs: ScoreInputs, ref: dict, enh: dict) -> str:
+    """The one-line error for lists without a common utterance."""
+    def side(path, d, what):
+        return f"{what} {path} is empty" if not d else f"{what} {path} has {len(d)} keys (e.g. {next(iter(d))})"
+    if not ref:
+        return f"nothing to score: the reference list {inputs.ref_scp} is empty"
+    return ("nothing to score: no utterance is in both lists (" + side(inputs.ref_scp, ref, "reference")
+            + ", " + side(inputs.enh_scp, enh, "enhanced") + ")")
 
 
 def score_lists(inputs: ScoreInputs, out_dir: Path, *, nj: int = 1, job: int | None = None,
@@ -352,5 +381,5 @@ def frame_hop_seconds(config: dict | None, fs: int) -> float:
     return hop / fs
 
 
-__all__ = ["ScoreOptions", "ScoreInputs", "score_arrays", "score_utterance", "score_lists", "merge_dirs",
-           "job_keys", "run_scoring", "frame_hop_seconds"]
+__all__ = ["LENGTH_TOLERANCE", "ScoreOptions", "ScoreInputs", "length_problem", "score_arrays", "score_utterance",
+           "score_lists", "merge_dirs", "job_keys", "run_scoring", "frame_hop_seconds"]
