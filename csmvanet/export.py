@@ -23,6 +23,8 @@ from csmvanet.errors import ModelFileError
 from csmvanet.fileio import atomic_path
 
 OPSET = 17
+MIN_OPSET = 14   # the attention (scaled_dot_product_attention) has no ONNX form below 14 (einsum: 12)
+MAX_OPSET = 20   # the TorchScript exporter's newest: above it, torch labels opset-20 output with the newer number
 INPUT_NAME = "feats"
 OUTPUT_NAMES = ("ri", "vad_logits")
 EXAMPLE_FRAMES = 101            # the trace's time length (1 s at hop 100); the axis is dynamic
@@ -44,10 +46,31 @@ def output_names(model) -> list[str]:
     return list(OUTPUT_NAMES if model.vad is not None else OUTPUT_NAMES[:1])
 
 
+def supported_opsets() -> range:
+    """The opsets export_onnx writes: MIN_OPSET to MAX_OPSET, or less where this torch's exporter stops earlier."""
+    try:
+        from torch.onnx import _constants
+        top = int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError, TypeError, ValueError):   # private module: if it moves, trust ours
+        top = MAX_OPSET
+    return range(MIN_OPSET, min(MAX_OPSET, top) + 1)
+
+
+def check_opset(opset) -> int:
+    """``opset`` if export_onnx supports it, else ValueError naming the supported range."""
+    ok = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in ok:
+        raise ValueError(f"opset {opset} is not supported: use {ok.start} to {ok.stop - 1} (default {OPSET}; the "
+                         f"network's attention needs {MIN_OPSET}, torch's TorchScript exporter stops at {ok.stop - 1})")
+    return opset
+
+
 def export_onnx(model, out, *, opset: int = OPSET) -> None:
     """Write ``model``'s network as ONNX to ``out`` (a path, written atomically, or a binary file object)."""
     import copy
     import warnings
+
+    check_opset(opset)
 
     model = copy.deepcopy(model).cpu().eval().set_grad_checkpointing(False)
     feats = torch.zeros(1, 3, EXAMPLE_FRAMES, model.bins[0])
@@ -84,8 +107,11 @@ def export_model(model_path, out_path, *, checkpoint: str | None = None, opset: 
     from csmvanet.model_files import load_model_files, model_with_weights
 
     out_path = Path(out_path)
+    check_opset(opset)
     if out_path.suffix.lower() != ".onnx":
         raise ModelFileError(f"{out_path}: the output name must end in .onnx")
+    if out_path.is_dir():
+        raise ModelFileError(f"{out_path}: is a folder; give the ONNX file's name (e.g. {out_path / 'model.onnx'})")
     config, state, _ = load_model_files(model_path, checkpoint)
     model = model_with_weights(config, state, str(model_path))
     export_onnx(model, out_path, opset=opset)
@@ -94,5 +120,5 @@ def export_model(model_path, out_path, *, checkpoint: str | None = None, opset: 
             "sample_rate": int(model.stft_cfg.sample_rate)}
 
 
-__all__ = ["INPUT_NAME", "NetworkGraph", "OPSET", "OUTPUT_NAMES", "export_model", "export_onnx", "onnx_bytes",
-           "output_names"]
+__all__ = ["INPUT_NAME", "MAX_OPSET", "MIN_OPSET", "NetworkGraph", "OPSET", "OUTPUT_NAMES", "check_opset",
+           "export_model", "export_onnx", "onnx_bytes", "output_names", "supported_opsets"]

@@ -67,6 +67,8 @@ class OnnxRunner:
                                  f"{self.outputs}; expected {INPUT_NAME} -> ri[, vad_logits]); write one with "
                                  "csmvanet-export")
         self.source = source
+        shape = self.session.get_inputs()[0].shape     # [batch, 3, frames, bins]: names for dynamic axes
+        self.bins = shape[-1] if shape and isinstance(shape[-1], int) else None
 
     def __call__(self, feats: torch.Tensor):
         from csmvanet.export import INPUT_NAME
@@ -115,11 +117,19 @@ def quantize_conformers(model):
 def check_matches(runner, model, source: str) -> float:
     """Probe ``runner`` against the torch model on random input; ModelFileError naming ``source`` if
     the outputs (or their presence) differ. Returns the relative max difference."""
+    bins = getattr(runner, "bins", None)
+    if bins is not None and bins != model.bins[0]:
+        raise ModelFileError(f"{source}: does not fit the model (its input has {bins} frequency bins, the model's "
+                             f"STFT gives {model.bins[0]}: exported from a model with another STFT size)")
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(1, 3, PROBE_FRAMES, model.bins[0], generator=g)
     with torch.inference_mode():
         ref_ri, ref_vad = model.network(feats.to(next(model.parameters()).device))
-        ri, vad = runner(feats)
+        try:
+            ri, vad = runner(feats)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for a graph of another shape
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise ModelFileError(f"{source}: does not fit the model (the probe input fails: {msg})") from None
     if (ref_vad is None) != (vad is None) or tuple(ri.shape) != tuple(ref_ri.shape):
         raise ModelFileError(f"{source}: does not fit the model (outputs ri{tuple(ri.shape)}"
                              f"{'' if vad is None else ' + vad_logits'}; the model gives ri{tuple(ref_ri.shape)}"

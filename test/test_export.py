@@ -140,3 +140,73 @@ def test_onnx_file_of_other_weights_or_not_onnx_is_refused(exp, tmp_path):
     p = subprocess.run([PY, "-m", "csmvanet.bin.export", "--model", str(exp), "--out", str(tmp_path / "x.pth")],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "must end in .onnx" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_onnx_file_of_another_stft_size_is_refused_in_one_line(exp, tmp_path):
+    from csmvanet.export import export_model
+
+    other = tmp_path / "stft512"
+    other.mkdir()
+    cfg = dict(CFG, stft={"n_fft": 512, "win_length": 512, "hop_length": 128})
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    save_checkpoint(build_model(cfg).state_dict(), other / "valid.loss.ave.pth")
+    f = tmp_path / "stft512.onnx"
+    export_model(other, f)
+    want = (f"{f}: does not fit the model (its input has 257 frequency bins, the model's STFT gives 201: "
+            "exported from a model with another STFT size)")
+    with pytest.raises(ModelFileError) as e:
+        Enhancer.from_pretrained(exp, backend="onnxruntime", onnx_path=f)
+    assert str(e.value) == want
+    p = subprocess.run([PY, "-m", "csmvanet.bin.enhance", "--model", str(exp), str(tmp_path), "--output_dir",
+                        str(tmp_path / "o"), "--backend", "onnxruntime", "--onnx", str(f)], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.strip() == f"csmvanet-enhance: error: {want}"
+
+
+def test_a_probe_that_the_runner_cannot_run_is_a_does_not_fit_error(exp):
+    from csmvanet.model_files import load_model_files, model_with_weights
+    from csmvanet.runners import check_matches
+
+    config, state, _ = load_model_files(exp, None)
+    model = model_with_weights(config, state, str(exp)).eval()
+
+    def runner(feats):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions\n index: 1 Got: 3")
+
+    with pytest.raises(ModelFileError, match=r"^x.onnx: does not fit the model \(the probe input fails: "
+                                             r"\[ONNXRuntimeError\] : 2 : INVALID_ARGUMENT : Got invalid dimensions "
+                                             r"index: 1 Got: 3\)$"):
+        check_matches(runner, model, "x.onnx")
+
+
+@pytest.mark.parametrize("opset", ["9", "13", "21", "99", "-1", "0"])
+def test_export_refuses_an_opset_outside_the_supported_range(exp, tmp_path, capsys, opset):
+    from csmvanet.bin.export import main
+
+    assert main(["--model", str(exp), "--out", str(tmp_path / "m.onnx"), "--opset", opset]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"csmvanet-export: error: --opset {opset} is not supported: use 14 to 20 (default 17; the "
+                   "network's attention needs 14, torch's TorchScript exporter stops at 20)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("opset", [14, 20])
+def test_export_at_the_opset_boundaries_runs_and_matches_torch(exp, tmp_path, opset):
+    import onnx
+
+    from csmvanet.export import export_model
+
+    f = tmp_path / f"m{opset}.onnx"
+    assert export_model(exp, f, opset=opset)["opset"] == opset
+    assert onnx.load(str(f)).opset_import[0].version == opset
+    Enhancer.from_pretrained(exp, backend="onnxruntime", onnx_path=f)      # probed against the weights
+
+
+def test_export_out_naming_a_folder_names_it_not_a_temp_file(exp, tmp_path, capsys):
+    from csmvanet.bin.export import main
+
+    d = tmp_path / "d.onnx"
+    d.mkdir()
+    assert main(["--model", str(exp), "--out", str(d)]) == 1
+    assert capsys.readouterr().err == (f"csmvanet-export: error: {d}: is a folder; give the ONNX file's name "
+                                       f"(e.g. {d / 'model.onnx'})\n")
+    assert [f.name for f in tmp_path.iterdir()] == ["d.onnx"] and list(d.iterdir()) == []

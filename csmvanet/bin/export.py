@@ -24,14 +24,20 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="packed model, experiment dir or weights file in one")
     p.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 14 to 20)")
     args = p.parse_args(argv)
     from csmvanet.bin import write_one_file
-    from csmvanet.export import OPSET, export_model
+    from csmvanet.export import OPSET, check_opset, export_model
+
+    try:
+        check_opset(OPSET if args.opset is None else args.opset)
+    except ValueError as e:
+        print(f"csmvanet-export: error: --{e}", file=sys.stderr)
+        return 2
 
     # the exporter's own warnings are silenced inside export_onnx; the rest are shown
     return write_one_file("csmvanet-export", args.out, lambda: export_model(
-        args.model, args.out, checkpoint=args.checkpoint, opset=args.opset or OPSET))
+        args.model, args.out, checkpoint=args.checkpoint, opset=OPSET if args.opset is None else args.opset))
 
 
 if __name__ == "__main__":
