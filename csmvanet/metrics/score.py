@@ -27,7 +27,7 @@ from csmvanet.uttaudio import UttAudio, read_utterance, segment_audio
 log = logging.getLogger(__name__)
 
 
-LENGTH_TOLERANCE = 0.02   # seconds an enhanced/noisy file may differ from its reference (docs/scoring.md)
+LENGTH_TOLERANCE = 0.02   # seconds an enhanced/noisy file may differ from its reference (docs/scoring-inputs.md)
 
 
 @dataclass
