@@ -34,7 +34,7 @@ def _umask() -> int:
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "localhost")[:40] or "localhost"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "localhost")[:24] or "localhost"
 
 
 def owner_tag() -> str:
