@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import soundfile as sf
 
 from csmvanet.fileio import atomic_path, remove_stale_temps
 from csmvanet.keys import RULE as KEY_RULE, key_problem
+from csmvanet.pipes import PipeError, run_pipe
 from csmvanet.pool import run_jobs
 from csmvanet.signals import Interrupted, signals_deferred
 
@@ -141,14 +141,13 @@ def _is_ark_entry(src: str) -> bool:
 
 
 def _read_pipe(cmd: str) -> tuple[np.ndarray, int]:
-    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioError(f"'{cmd} |': command failed with status {proc.returncode}"
-                         + (f" ({err[-1]})" if err else ""))
+    try:
+        stdout = run_pipe(cmd)
+    except PipeError as e:
+        raise AudioError(f"'{cmd} |': {e}") from None
     try:
         with signals_deferred():  # libsndfile calls back into Python to read the bytes
-            return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+            return sf.read(io.BytesIO(stdout), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(f"'{cmd} |': output is not readable audio ({_short(e)})") from None
 
@@ -182,7 +181,7 @@ _PCM16_MAX = 32767.0 / 32768.0
 
 def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
     """(key, output path or None, output samples, clipped?, error or None) for one scp entry."""
-    key, value, out_dir, sr_out, subtype = args
+    key, value, out_dir, sr_out, subtype, list_name = args
     try:
         problem = key_problem(key)
         if problem is not None:
@@ -201,16 +200,17 @@ def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
         write_audio(path, out, sr_out, subtype=subtype)
         return key, path, int(out.shape[0]), clipped, None
     except (AudioError, OSError, ValueError) as e:
-        return key, None, 0, False, f"{key}: {e}"
+        return key, None, 0, False, f"{list_name}: key '{key}': {e}" if list_name else f"{key}: {e}"
 
 
 def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subtype: str = "PCM_16",
-                 progress: bool = True):
+                 progress: bool = True, list_name: str | None = None):
     """Resample every entry of an scp mapping ``{key: scp value}`` to ``sr_out`` (soxr VHQ) into
     ``out_dir/<key>.wav`` (written atomically), in ``nj`` processes.
 
     Returns ``(paths, num_samples, failures, clipped)``: ``{key: output path}`` and ``{key: samples}``
-    for the entries that worked, one line per failed entry (naming key and file), and the keys whose
+    for the entries that worked, one line per failed entry (naming key and file; with ``list_name``
+    the list too), and the keys whose
     resampled samples exceeded the 16-bit range and were clipped. Output bytes do not depend on ``nj``.
     """
     from tqdm import tqdm
@@ -221,7 +221,7 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
         raise ValueError(f"target sample rate must be positive, got {sr_out}")
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(k, v, str(out_dir), int(sr_out), subtype) for k, v in entries.items()]
+    jobs = [(k, v, str(out_dir), int(sr_out), subtype, list_name) for k, v in entries.items()]
     paths: dict[str, str] = {}
     num_samples: dict[str, int] = {}
     failures: list[str] = []

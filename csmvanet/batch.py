@@ -55,6 +55,7 @@ class BatchItem:
     error: str | None = None  # a problem found while collecting the inputs
     skipped: str | None = None  # a file of an input folder that is not enhanced, and why
     audio: UttAudio | None = None  # with segments: the utterance's part of its recording
+    where: str = ""          # the list and utterance it came from ("data/wav.scp: utterance 'u1'")
 
 
 def _key_of(rel: Path) -> str:
@@ -138,7 +139,9 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
             except ValueError as e:   # '../x', '/abs/x', '.hidden': the output would leave --output_dir
                 items.append(BatchItem(key, value, error=f"{e}; not enhanced"))
                 continue
-            items.append(BatchItem(key, value, output_name(key, output_format or "wav"), audio=audio.get(key)))
+            where = str(wav_scp) if segments else f"{wav_scp}: utterance '{key}'"   # segments: in the value
+            items.append(BatchItem(key, value, output_name(key, output_format or "wav"), audio=audio.get(key),
+                                   where=where))
     seen_out: dict[str, str] = {}
     seen_key: dict[str, str] = {}
     for it in items:
@@ -163,11 +166,13 @@ class BatchReport:
     seconds: float = 0.0
 
 
-def _one_line(source: str, e: BaseException) -> str:
+def _one_line(it: BatchItem, e: BaseException) -> str:
+    """'<list>: utterance '<key>': <input>: <problem>' (the list part for wav.scp entries only)."""
     msg = " ".join(str(e).split()) or type(e).__name__
     if not isinstance(e, (EnhanceError, AudioError)):
         msg = f"{type(e).__name__}: {msg}"
-    return msg if source in msg else f"{source}: {msg}"
+    msg = msg if it.source in msg else f"{it.source}: {msg}"
+    return f"{it.where}: {msg}" if it.where else msg
 
 
 def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | Path, *,
@@ -237,11 +242,11 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                     raise EnhanceError(f"{out_path}: cannot write: {e.strerror} (free space or choose another "
                                        f"--output_dir); {len(rep.done)} of {len(items)} input(s) were "
                                        "enhanced before") from None
-                rep.failed.append(_one_line(it.source, e))
+                rep.failed.append(_one_line(it, e))
                 say(f"ERROR {rep.failed[-1]}")
                 continue
             except Exception as e:   # one line per bad input; the batch goes on
-                rep.failed.append(_one_line(it.source, e))
+                rep.failed.append(_one_line(it, e))
                 say(f"ERROR {rep.failed[-1]}")
                 continue
             rep.done.append((it.key, str(out_path)))

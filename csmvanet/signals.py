@@ -5,8 +5,8 @@ both raise :class:`Interrupted` in the main thread, so every ``finally`` and ``e
 on the way out runs: :func:`csmvanet.fileio.atomic_path` removes its temporary file, the process pool
 terminates its workers. The entry point catches it, prints one line (:func:`interrupted_line`)
 and returns :attr:`Interrupted.status` (128 + the signal number, as a shell reports it).
-SIGKILL cannot be caught: its temporary files start with '.' and are removed by the next run
-(:func:`csmvanet.fileio.remove_stale_temps`).
+SIGKILL cannot be caught: its temporary files start with '.', name their owner's pid and host,
+and are removed by the next run once that process is gone (:func:`csmvanet.fileio.remove_stale_temps`).
 
 An exception must not be raised inside a callback that C code calls: soundfile's in-memory reads
 and writes run Python callbacks from libsndfile, and cffi prints an exception raised there and drops

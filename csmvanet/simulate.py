@@ -134,8 +134,14 @@ class Mixture:
 def mix(spec: MixSpec, sr: int = 16000, max_peak: float = 0.99) -> Mixture:
     """Realise one mixture (float64 arrays); see the module docstring for the SNR and peak rules."""
     speech_gain = 10.0 ** (spec.speech_gain_db / 20.0)
-    s = read_segment(spec.speech, spec.speech_offset, spec.length, sr, tile=False) * speech_gain
-    n = read_segment(spec.noise, spec.noise_offset, spec.length, sr, tile=True)
+    try:
+        s = read_segment(spec.speech, spec.speech_offset, spec.length, sr, tile=False) * speech_gain
+    except AudioError as e:
+        raise AudioError(f"speech '{spec.speech_id}': {e}") from None
+    try:
+        n = read_segment(spec.noise, spec.noise_offset, spec.length, sr, tile=True)
+    except AudioError as e:
+        raise AudioError(f"noise '{spec.noise_id}': {e}") from None
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(n))):
         raise AudioError(f"{spec.utt_id}: NaN or Inf samples in the speech or noise")
     es, en = _energy(s), _energy(n)

@@ -223,7 +223,7 @@ def configs_from_dict(cfg: Mapping | None) -> tuple[STFTConfig, VADLabelConfig]:
 
 
 def _label_one(args) -> tuple[str, np.ndarray | None, str | None]:
-    key, value, stft_cfg, vad_cfg = args
+    key, value, stft_cfg, vad_cfg, list_name = args
     try:
         wave, sr = read_audio(value)
         if sr != stft_cfg.sample_rate:
@@ -234,17 +234,17 @@ def _label_one(args) -> tuple[str, np.ndarray | None, str | None]:
             raise AudioError(f"{value}: zero samples")
         return key, labels_from_clean(wave, stft_cfg, vad_cfg), None
     except (AudioError, ValueError, OSError) as e:
-        return key, None, f"{key}: {e}"
+        return key, None, f"{list_name}: key '{key}': {e}" if list_name else f"{key}: {e}"
 
 
 def label_scp(entries: Mapping[str, str], stft_cfg: STFTConfig, vad_cfg: VADLabelConfig, failures: list[str],
-              nj: int = 1, progress: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+              nj: int = 1, progress: bool = True, list_name: str | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (key, int32 labels) for every (key, audio) entry, in key order (C locale).
 
-    Entries that fail are appended to ``failures`` (one line naming the key, file and problem) and
-    skipped. Results stream: memory does not grow with the number of utterances.
+    Entries that fail are appended to ``failures`` (one line naming the key, file and problem;
+    with ``list_name``, the list too) and skipped. Results stream: memory does not grow with the number of utterances.
     """
-    jobs = [(k, entries[k], stft_cfg, vad_cfg) for k in sorted(entries, key=str.encode)]
+    jobs = [(k, entries[k], stft_cfg, vad_cfg, list_name) for k in sorted(entries, key=str.encode)]
     with tqdm(total=len(jobs), desc="vad labels", unit="utt", disable=not progress) as bar:
         results = run_jobs(_label_one, jobs, nj, chunksize=max(1, min(16, len(jobs) // (nj * 4))),
                            describe=lambda job: f"utterance {job[0]} ({job[1]})")

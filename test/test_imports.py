@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
+                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool", "csmvanet.pipes",
                 "csmvanet.signals"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",

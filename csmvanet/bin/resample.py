@@ -45,7 +45,8 @@ def _main(argv=None) -> int:
     try:
         entries = read_scp(args.scp)
         paths, lengths, failures, clipped = resample_scp(entries, args.out_dir, args.fs, nj=args.nj,
-                                                         subtype=args.subtype, progress=not args.quiet)
+                                                         subtype=args.subtype, progress=not args.quiet,
+                                                         list_name=args.scp)
         write_scp(args.out_scp, paths)
         if args.utt2num_samples:
             write_scp(args.utt2num_samples, lengths)

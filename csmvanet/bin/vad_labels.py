@@ -50,7 +50,8 @@ def _main(argv=None) -> int:
         print(f"csmvanet-vad-labels: error: {e}", file=sys.stderr)
         return 1
     failures: list[str] = []
-    labels = label_scp(entries, stft_cfg, vad_cfg, failures, nj=args.nj, progress=not args.quiet)
+    labels = label_scp(entries, stft_cfg, vad_cfg, failures, nj=args.nj, progress=not args.quiet,
+                         list_name=args.scp)
     try:
         ark, scp = write_label_ark(args.out_dir, labels)
         write_frame_shift(args.out_dir, stft_cfg.hop_length, stft_cfg.sample_rate)

@@ -113,7 +113,10 @@ def _name(src) -> str:
 
 def _read_mono(src: str | UttAudio, what: str) -> tuple[np.ndarray, int]:
     """A scp value, or an utterance (a segment of a recording) of a data dir with ``segments``."""
-    wave, sr = read_utterance(src) if isinstance(src, UttAudio) else read_audio(src)
+    try:
+        wave, sr = read_utterance(src) if isinstance(src, UttAudio) else read_audio(src)
+    except AudioError as e:
+        raise AudioError(f"{what} {e}") from None
     if wave.ndim != 1:
         raise AudioError(f"{what} {_name(src)}: {wave.shape[1]} channels, expected one")
     return wave, sr
