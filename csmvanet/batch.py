@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -19,6 +18,7 @@ import numpy as np
 from csmvanet.audio import AudioError
 from csmvanet.errors import EnhanceError
 from csmvanet.fileio import atomic_path, remove_temps_of
+from csmvanet.outdirs import output_dir_problem, unwritable
 from csmvanet.signals import say_when_interrupted as _say_when_interrupted
 from csmvanet.uttaudio import UttAudio, segment_audio
 
@@ -293,42 +293,20 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
 
 def check_outputs(output_dir: str | Path, out_scp: str | Path | None = None,
                   vad_dir: str | Path | None = None) -> None:
-    """Before a batch: the output folders can be made and --out_scp can be written (EnhanceError)."""
+    """Before a batch: the output folders can be made and written, and so can --out_scp (EnhanceError)."""
     for opt, d in (("--output_dir", output_dir), ("--vad_dir", vad_dir)):
-        if d is None:
-            continue
-        d = Path(d)
-        if d.exists() and not d.is_dir():
-            raise EnhanceError(f"{opt} {d}: is a file, not a folder")
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EnhanceError(f"{opt} {d}: cannot make the folder ({e.strerror})") from None
-        why = _unwritable(d)
-        if why:
-            raise EnhanceError(f"{opt} {d}: cannot write into the folder ({why})")
+        problem = output_dir_problem(d) if d is not None else None
+        if problem:
+            raise EnhanceError(f"{opt} {d}: {problem}")
     if out_scp is not None:
         f = Path(out_scp)
         if f.is_dir():
             raise EnhanceError(f"--out_scp {f}: is a folder; give a file name such as {f / 'enhanced.scp'}")
         if f.parent.exists() and not f.parent.is_dir():
             raise EnhanceError(f"--out_scp {f}: {f.parent} is a file, not a folder")
-        why = _unwritable(f.parent) if f.parent.is_dir() else None
+        why = unwritable(f.parent) if f.parent.is_dir() else None
         if why:
             raise EnhanceError(f"--out_scp {f}: cannot write into its folder {f.parent} ({why})")
-
-
-def _unwritable(folder: Path) -> str | None:
-    """Why no file can be made in ``folder`` (permission denied, read-only file system, ...), or None.
-    Tried with a file that is removed at once: file modes alone do not tell (root, ACLs, mounts)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".csmvanet-write-check.", dir=folder)
-    except OSError as e:
-        return (e.strerror or type(e).__name__).lower()
-    os.close(fd)
-    os.unlink(probe)
-    return None
-
 
 
 __all__ = ["AUDIO_SUFFIXES", "OUTPUT_SUFFIXES", "readable_suffixes", "BatchItem", "BatchReport", "collect_inputs", "enhance_batch"]

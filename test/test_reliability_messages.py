@@ -149,6 +149,28 @@ def test_unwritable_output_folder_is_refused_at_the_start(exp, tmp_path, which):
 
 
 @needs_modes
+@pytest.mark.parametrize("tool", ["score", "resample", "vad_labels"])
+def test_unwritable_out_dir_of_the_other_batch_tools_is_refused_at_the_start(tmp_path, tool):
+    scp = tmp_path / "in.scp"
+    scp.write_text("".join(f"u{i} {_wav(tmp_path / f'in{i}.wav', seed=i)}\n" for i in range(2)))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    args = {"score": ["--ref_scp", scp, "--enh_scp", scp, "--progress", "false"],
+            "resample": ["--scp", scp, "--fs", 8000, "--out_scp", tmp_path / "o.scp", "--quiet"],
+            "vad_labels": ["--scp", scp, "--quiet"]}[tool]
+    ro.chmod(0o555)
+    try:
+        r = _cli(tool, *args, "--out_dir", ro, modes=True)
+    finally:
+        ro.chmod(0o755)
+    assert r.returncode == 2, r.stderr
+    line = _one_error(r, str(ro))
+    assert line.endswith(f"error: --out_dir {ro}: cannot write into the folder (permission denied)"), line
+    assert "u0" not in r.stderr and not list(ro.iterdir())
+    print(f"item 13a ({tool}):", line)
+
+
+@needs_modes
 @pytest.mark.parametrize("tool", ["enhance", "validate"])
 def test_unreadable_input_file_says_permission_denied(exp, tmp_path, tool):
     good, bad = _wav(tmp_path / "good.wav", seed=1), _wav(tmp_path / "bad.wav", seed=2)
