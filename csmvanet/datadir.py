@@ -43,7 +43,10 @@ def write_scp(path: str | Path, items: Mapping[str, object] | Iterable[tuple[str
     for k, _ in pairs:
         if not k or any(c.isspace() for c in k):
             raise DataDirError(f"{path}: invalid key {k!r} (empty or with white space)")
-    atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in pairs))
+    try:
+        atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in pairs))
+    except OSError as e:   # a full disk, ...: name the list, not the temporary file (or nothing)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
 
 # ---------------------------------------------------------------------------------------------

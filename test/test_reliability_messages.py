@@ -217,8 +217,7 @@ def test_unreadable_input_folder_says_so(exp, tmp_path, where):
     print(f"item 13c ({where}):", line)
 
 
-def test_full_disk_on_out_scp_names_the_file(exp, tmp_path):
-    script = """
+FULL_DISK = """
 import errno
 import csmvanet.datadir as datadir
 _write = datadir.atomic_write_text
@@ -228,15 +227,27 @@ def full(path, text):   # the disk fills up just when the output list is written
     return _write(path, text)
 datadir.atomic_write_text = full
 """
+
+
+@pytest.mark.parametrize("tool", ["enhance", "resample"])
+def test_full_disk_on_out_scp_names_the_file(exp, tmp_path, tool):
     ins = [_wav(tmp_path / f"in{i}.wav", seed=i) for i in range(2)]
     scp = tmp_path / "lists" / "enh.scp"
-    r = _cli("enhance", "--model", exp, *ins, "--output_dir", tmp_path / "out", "--out_scp", scp, "--no_progress",
-             script=script)
-    assert r.returncode == 2, r.stderr
-    line = _one_error(r, str(scp))
-    assert f"{scp}: cannot write: No space left on device" in line, line
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in0.wav", "in1.wav"]
-    print("item 13d:", line)
+    if tool == "enhance":
+        r = _cli("enhance", "--model", exp, *ins, "--output_dir", tmp_path / "out", "--out_scp", scp,
+                 "--no_progress", script=FULL_DISK)
+        assert r.returncode == 2, r.stderr
+        line = _one_error(r, str(scp))
+        assert f"{scp}: cannot write: No space left on device" in line, line
+    else:
+        (tmp_path / "in.scp").write_text("".join(f"u{i} {f}\n" for i, f in enumerate(ins)))
+        r = _cli("resample", "--scp", tmp_path / "in.scp", "--fs", 8000, "--out_dir", tmp_path / "out",
+                 "--out_scp", scp, "--quiet", script=FULL_DISK)
+        assert r.returncode == 1, r.stderr
+        line = _one_error(r, str(scp))
+        assert line.endswith(f"No space left on device: '{scp}'"), line
+    assert len(list((tmp_path / "out").iterdir())) == 2 and not scp.exists()
+    print(f"item 13d ({tool}):", line)
 
 
 # ---------------------------------------------------------------------------------------------
