@@ -9,6 +9,7 @@ that bypass file modes (test/unprivileged.py), so these tests run in CI too.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -66,6 +67,24 @@ def _one_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     hits = [x for x in lines if all(n in x for n in needles)]
     assert len(hits) == 1, r.stderr
     return hits[0]
+
+
+def _line_ending(r: subprocess.CompletedProcess, rc: int, name: Path, ending: str) -> str:
+    """The one line naming ``name``, which ends with ``ending``; exit status ``rc``."""
+    assert r.returncode == rc, r.stderr
+    line = _one_error(r, str(name))
+    assert line.endswith(ending), line
+    return line
+
+
+@contextlib.contextmanager
+def _mode(path: Path, mode: int):
+    """``path`` with file mode ``mode`` for the block (then 0755, so that it can be removed)."""
+    path.chmod(mode)
+    try:
+        yield
+    finally:
+        path.chmod(0o755)
 
 
 def _data_dir(root: Path, segments: str) -> Path:
@@ -134,15 +153,11 @@ def test_unwritable_output_folder_is_refused_at_the_start(exp, tmp_path, which):
     ins = [_wav(tmp_path / f"in{i}.wav", seed=i) for i in range(3)]
     dirs = {"--output_dir": tmp_path / "out", "--vad_dir": tmp_path / "vad", "--out_scp": tmp_path / "enh.scp"}
     dirs[which] = ro if which != "--out_scp" else ro / "enh.scp"
-    ro.chmod(0o555)
-    try:
+    with _mode(ro, 0o555):
         r = _cli("enhance", "--model", exp, *ins, *[x for kv in dirs.items() for x in kv], "--no_progress",
                  modes=True)
-    finally:
-        ro.chmod(0o755)
-    assert r.returncode == 2, r.stderr
-    line = _one_error(r, str(ro))
-    assert f"{which} {dirs[which]}: cannot write into " in line and "(permission denied)" in line, line
+    line = _line_ending(r, 2, ro, "(permission denied)")
+    assert f"{which} {dirs[which]}: cannot write into " in line, line
     assert "in0.wav" not in r.stderr and ".tmp" not in line   # no per-file failures, no temp file named
     assert not list(ro.iterdir()) and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     print(f"item 13a ({which}):", line)
@@ -158,14 +173,9 @@ def test_unwritable_out_dir_of_the_other_batch_tools_is_refused_at_the_start(tmp
     args = {"score": ["--ref_scp", scp, "--enh_scp", scp, "--progress", "false"],
             "resample": ["--scp", scp, "--fs", 8000, "--out_scp", tmp_path / "o.scp", "--quiet"],
             "vad_labels": ["--scp", scp, "--quiet"]}[tool]
-    ro.chmod(0o555)
-    try:
+    with _mode(ro, 0o555):
         r = _cli(tool, *args, "--out_dir", ro, modes=True)
-    finally:
-        ro.chmod(0o755)
-    assert r.returncode == 2, r.stderr
-    line = _one_error(r, str(ro))
-    assert line.endswith(f"error: --out_dir {ro}: cannot write into the folder (permission denied)"), line
+    line = _line_ending(r, 2, ro, f"error: --out_dir {ro}: cannot write into the folder (permission denied)")
     assert "u0" not in r.stderr and not list(ro.iterdir())
     print(f"item 13a ({tool}):", line)
 
@@ -174,8 +184,7 @@ def test_unwritable_out_dir_of_the_other_batch_tools_is_refused_at_the_start(tmp
 @pytest.mark.parametrize("tool", ["enhance", "validate"])
 def test_unreadable_input_file_says_permission_denied(exp, tmp_path, tool):
     good, bad = _wav(tmp_path / "good.wav", seed=1), _wav(tmp_path / "bad.wav", seed=2)
-    bad.chmod(0)
-    try:
+    with _mode(bad, 0):
         if tool == "enhance":
             r = _cli("enhance", "--model", exp, good, bad, "--output_dir", tmp_path / "out", "--no_progress",
                      modes=True)
@@ -185,11 +194,7 @@ def test_unreadable_input_file_says_permission_denied(exp, tmp_path, tool):
             (d / "wav.scp").write_text(f"u1 {good}\nu2 {bad}\n")
             r = unprivileged.run([REPO / "utils" / "validate_data_dir.sh", d], env=_env(), capture_output=True,
                                  text=True, timeout=300)
-    finally:
-        bad.chmod(0o644)
-    assert r.returncode == 1, r.stderr
-    line = _one_error(r, str(bad))
-    assert line.endswith(f"{bad}: cannot open the file (permission denied)"), line
+    line = _line_ending(r, 1, bad, f"{bad}: cannot open the file (permission denied)")
     assert "System error" not in r.stderr
     if tool == "enhance":
         assert (tmp_path / "out" / "good.wav").is_file()   # the rest is enhanced
@@ -204,14 +209,9 @@ def test_unreadable_input_folder_says_so(exp, tmp_path, where):
     _wav(top / "a.wav", seed=1)
     _wav(top / "sub" / "b.wav", seed=2)
     closed = top if where == "top" else top / "sub"
-    closed.chmod(0)
-    try:
+    with _mode(closed, 0):
         r = _cli("enhance", "--model", exp, top, "--output_dir", tmp_path / "out", "--no_progress", modes=True)
-    finally:
-        closed.chmod(0o755)
-    assert r.returncode == 1, r.stderr
-    line = _one_error(r, str(closed))
-    assert line.endswith(f"{closed}: cannot read the folder (permission denied)"), line
+    line = _line_ending(r, 1, closed, f"{closed}: cannot read the folder (permission denied)")
     assert "holds no audio files" not in r.stderr
     assert (tmp_path / "out" / "a.wav").is_file() == (where == "below")
     print(f"item 13c ({where}):", line)
@@ -236,16 +236,13 @@ def test_full_disk_on_out_scp_names_the_file(exp, tmp_path, tool):
     if tool == "enhance":
         r = _cli("enhance", "--model", exp, *ins, "--output_dir", tmp_path / "out", "--out_scp", scp,
                  "--no_progress", script=FULL_DISK)
-        assert r.returncode == 2, r.stderr
-        line = _one_error(r, str(scp))
-        assert f"{scp}: cannot write: No space left on device" in line, line
+        line = _line_ending(r, 2, scp, f"are complete in {tmp_path / 'out'}")
+        assert f"{scp}: cannot write: No space left on device;" in line, line
     else:
         (tmp_path / "in.scp").write_text("".join(f"u{i} {f}\n" for i, f in enumerate(ins)))
         r = _cli("resample", "--scp", tmp_path / "in.scp", "--fs", 8000, "--out_dir", tmp_path / "out",
                  "--out_scp", scp, "--quiet", script=FULL_DISK)
-        assert r.returncode == 1, r.stderr
-        line = _one_error(r, str(scp))
-        assert line.endswith(f"No space left on device: '{scp}'"), line
+        line = _line_ending(r, 1, scp, f"No space left on device: '{scp}'")
     assert len(list((tmp_path / "out").iterdir())) == 2 and not scp.exists()
     print(f"item 13d ({tool}):", line)
 
