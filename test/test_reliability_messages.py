@@ -275,7 +275,8 @@ def test_inference_yaml_chunking_names_the_file_and_key(exp, tmp_path, settings,
 
 
 BAD_YAML = "stft:\n  sample_rate: 16000\n  n_fft: [256, 512\nmodel:\n  channels: [8, 8]\n"
-WHERE = ":4:6: not valid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence from line 3, column 10); line 4: 'model:'"
+WHERE = (":4:6: not valid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence from line 3, "
+         "column 10); line 4: 'model:'")
 
 
 @pytest.mark.parametrize("case", ["config", "exp_config", "inference", "override"])
