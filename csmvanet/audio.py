@@ -43,7 +43,7 @@ def read_audio(source: str | Path, *, always_2d: bool = False) -> tuple[np.ndarr
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+            raise unreadable_error(src, e) from None
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 1:
         data = data[:, None]
@@ -63,7 +63,7 @@ def audio_info(source: str | Path) -> tuple[int, int, int]:
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         if not Path(src).exists():
             raise AudioError(f"{src}: no such file") from None
-        raise AudioError(f"{src}: cannot read audio ({_short(e)})") from None
+        raise unreadable_error(src, e) from None
     check_complete(src)
     return int(info.samplerate), int(info.frames), int(info.channels)
 
@@ -166,6 +166,17 @@ def _read_ark(src: str) -> tuple[np.ndarray, int]:
             data = data.astype(np.float32) / 32768.0
         return data.astype(np.float32), int(sr)
     raise AudioError(f"{src}: ark entry holds a matrix, not audio with a sample rate")
+
+
+def unreadable_error(src: str, e: Exception) -> AudioError:
+    """The error for a file libsndfile cannot open: the system's reason when the file cannot be opened
+    at all (permission denied, ...; libsndfile says only "System error."), else libsndfile's words."""
+    try:
+        with open(src, "rb"):
+            pass
+    except OSError as oe:
+        return AudioError(f"{src}: cannot open the file ({(oe.strerror or type(oe).__name__).lower()})")
+    return AudioError(f"{src}: cannot read audio ({_short(e)})")
 
 
 def _short(e: Exception) -> str:

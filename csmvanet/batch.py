@@ -7,6 +7,7 @@ skipped), writes the optional VAD outputs and the output scp, and returns a :cla
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from csmvanet.audio import AudioError
 from csmvanet.errors import EnhanceError
 from csmvanet.fileio import atomic_path, remove_temps_of
+from csmvanet.outdirs import output_dir_problem, unwritable
 from csmvanet.signals import say_when_interrupted as _say_when_interrupted
 from csmvanet.uttaudio import UttAudio, segment_audio
 
@@ -62,6 +64,15 @@ def _key_of(rel: Path) -> str:
     return "_".join(str(rel.with_suffix("")).split())
 
 
+def _unlistable(folder: Path) -> str | None:
+    """Why the files of ``folder`` cannot be listed (permission denied, ...), or None when they can."""
+    try:
+        with os.scandir(folder):
+            return None
+    except OSError as e:
+        return (e.strerror or type(e).__name__).lower()
+
+
 def _skip_reason(rel: Path) -> str | None:
     """Why a file found in an input folder is not an input, or None when it is."""
     if any(part.startswith(".") for part in rel.parts):
@@ -100,7 +111,10 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            files = sorted((f for f in p.rglob("*") if not f.is_dir()), key=lambda f: str(f))
+            below = sorted(p.rglob("*"), key=lambda f: str(f))
+            closed = [(f, why) for f in [p] + [f for f in below if f.is_dir()] if (why := _unlistable(f))]
+            items += [BatchItem(str(f), str(f), error=f"{f}: cannot read the folder ({why})") for f, why in closed]
+            files = [f for f in below if not f.is_dir()]
             found = 0
             for f in files:
                 rel = f.relative_to(p)
@@ -110,7 +124,7 @@ def collect_inputs(inputs: Iterable[str], wav_scp: str | None = None,
                     continue
                 found += 1
                 items.append(BatchItem(_key_of(rel), str(f), out_name(rel)))
-            if not found:
+            if not found and not closed:
                 items.append(BatchItem(str(p), str(p), error=f"{p}: folder holds no audio files that "
                                                              "libsndfile reads"))
         elif p.exists() or p.is_symlink():
@@ -269,36 +283,35 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                 segments[it.key] = probs_to_segments(vad, enhancer.stft_cfg, threshold=enhancer.vad_threshold if vad_threshold is None else vad_threshold,
                                                      min_speech=min_speech, min_silence=min_silence,
                                                      num_samples=num_model)
-    if vad_dir is not None:
-        write_scp(vad_dir / "vad_prob.scp", vad_index)
-        write_segments(vad_dir / "segments", segments)
-        write_rttm(vad_dir / "vad.rttm", segments)
-    if out_scp is not None:
-        write_scp(out_scp, dict(rep.done))
+    lists = [] if vad_dir is None else [(vad_dir / "vad_prob.scp", write_scp, vad_index),
+                                        (vad_dir / "segments", write_segments, segments),
+                                        (vad_dir / "vad.rttm", write_rttm, segments)]
+    for target, write, what in lists + ([(Path(out_scp), write_scp, dict(rep.done))] if out_scp else []):
+        try:
+            write(target, what)
+        except OSError as e:   # a full disk: name the file (the enhanced files are complete)
+            raise EnhanceError(f"{target}: cannot write: {e.strerror or e}; the {len(rep.done)} enhanced "
+                               f"file(s) are complete in {output_dir}") from None
     rep.seconds = time.perf_counter() - t0
     return rep
 
 
 def check_outputs(output_dir: str | Path, out_scp: str | Path | None = None,
                   vad_dir: str | Path | None = None) -> None:
-    """Before a batch: the output folders can be made and --out_scp can be written (EnhanceError)."""
+    """Before a batch: the output folders can be made and written, and so can --out_scp (EnhanceError)."""
     for opt, d in (("--output_dir", output_dir), ("--vad_dir", vad_dir)):
-        if d is None:
-            continue
-        d = Path(d)
-        if d.exists() and not d.is_dir():
-            raise EnhanceError(f"{opt} {d}: is a file, not a folder")
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EnhanceError(f"{opt} {d}: cannot make the folder ({e.strerror})") from None
+        problem = output_dir_problem(d) if d is not None else None
+        if problem:
+            raise EnhanceError(f"{opt} {d}: {problem}")
     if out_scp is not None:
         f = Path(out_scp)
         if f.is_dir():
             raise EnhanceError(f"--out_scp {f}: is a folder; give a file name such as {f / 'enhanced.scp'}")
         if f.parent.exists() and not f.parent.is_dir():
             raise EnhanceError(f"--out_scp {f}: {f.parent} is a file, not a folder")
-
+        why = unwritable(f.parent) if f.parent.is_dir() else None
+        if why:
+            raise EnhanceError(f"--out_scp {f}: cannot write into its folder {f.parent} ({why})")
 
 
 __all__ = ["AUDIO_SUFFIXES", "OUTPUT_SUFFIXES", "readable_suffixes", "BatchItem", "BatchReport", "collect_inputs", "enhance_batch"]

@@ -9,15 +9,42 @@ import yaml
 from csmvanet.errors import ConfigError
 
 
+def yaml_problem(where, e: yaml.YAMLError, text: str | None = None) -> str:
+    """One line for a YAML syntax error: ``WHERE:LINE:COLUMN: not valid YAML: PROBLEM (CONTEXT from
+    line L, column C); line LINE: 'ITS TEXT'`` (``text``: the document, to quote the line)."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:   # a reader error (bad bytes, ...): its own words, on one line
+        return f"{where}: not valid YAML: {' '.join(str(e).split())}"
+    msg = f"{where}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context:
+        at = f" from line {cmark.line + 1}, column {cmark.column + 1}" if cmark is not None else ""
+        msg += f" ({context}{at})"
+    lines = (text if text is not None else getattr(mark, "buffer", None) or "").split("\n")
+    if 0 <= mark.line < len(lines) and lines[mark.line].strip():
+        line = lines[mark.line].rstrip("\0")
+        msg += f"; line {mark.line + 1}: {line[:60] + '...' if len(line) > 60 else line!r}"
+    return msg
+
+
+def parse_yaml(text: str, where) -> object:
+    """``yaml.safe_load(text)``; a syntax error is a :class:`ConfigError` of one line naming ``where``,
+    the line, the column and the problem (:func:`yaml_problem`)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_problem(where, e, text)) from None
+
+
 def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path) as f:
-        try:
-            cfg = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML: {e}") from None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config ({getattr(e, 'strerror', None) or e})") from None
+    cfg = parse_yaml(text, path)
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
@@ -58,7 +85,7 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
             i += 1
         else:
             raise ValueError(f"cannot parse override {tok!r}: use --key value or key=value")
-        set_by_path(cfg, key.replace("-", "_"), yaml.safe_load(raw) if raw != "" else "")
+        set_by_path(cfg, key.replace("-", "_"), parse_yaml(raw, f"override --{key}") if raw != "" else "")
     return cfg
 
 

@@ -1,6 +1,7 @@
 """Kaldi-style data directories: reading and writing key-value lists (scp, utt2spk, ...)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -42,7 +43,10 @@ def write_scp(path: str | Path, items: Mapping[str, object] | Iterable[tuple[str
     for k, _ in pairs:
         if not k or any(c.isspace() for c in k):
             raise DataDirError(f"{path}: invalid key {k!r} (empty or with white space)")
-    atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in pairs))
+    try:
+        atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in pairs))
+    except OSError as e:   # a full disk, ...: name the list, not the temporary file (or nothing)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +116,8 @@ def write_frame_shift(data_dir: str | Path, hop_length: int, sample_rate: int) -
 
 def read_segments(path: str | Path) -> dict[str, tuple[str, float, float]]:
     """Kaldi ``segments``: ``utt reco start end`` (seconds; end -1 = to the end) -> {utt: (reco, start,
-    end)}. Duplicate utterances, bad numbers and end <= start are errors naming the line."""
+    end)}. Duplicate utterances, bad or non-finite numbers (inf, nan) and end <= start are errors
+    naming the line."""
     path = Path(path)
     out: dict[str, tuple[str, float, float]] = {}
     for n, utt, value in _scan(path):
@@ -123,6 +128,9 @@ def read_segments(path: str | Path) -> dict[str, tuple[str, float, float]]:
             start, end = float(parts[1]), float(parts[2])
         except ValueError:
             raise DataDirError(f"{path}:{n}: expected 'utt reco start end', got '{utt} {value}'") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise DataDirError(f"{path}:{n}: utterance '{utt}': times must be finite numbers of seconds, got "
+                               f"start={parts[1]} end={parts[2]}")
         if start < 0 or (end != -1 and end <= start):
             raise DataDirError(f"{path}:{n}: utterance '{utt}': bad times start={parts[1]} end={parts[2]}")
         if utt in out:

@@ -137,10 +137,10 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
     if has_segments:
         try:
             segs = read_segments(d / "segments")
-        except DataDirError as e:
+        except DataDirError as e:   # the recordings cannot be matched to segments: no notice about them
             P.add("segments", str(e))
         used = {reco for reco, _, _ in segs.values()}
-        for name, table in reco_tables.items():
+        for name, table in reco_tables.items() if segs else ():
             for utt, (reco, _, _) in segs.items():
                 if reco not in table:
                     P.add(f"recording {name}", f"{d / 'segments'}: utterance '{utt}': recording '{reco}' is "

@@ -82,7 +82,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
+from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio, unreadable_error
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
 from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
@@ -491,7 +491,7 @@ class _open_blocks:
         try:
             self.file = sf.SoundFile(str(path), "r")
         except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
-            raise AudioError(f"{src}: cannot read audio ({last_line(e)})") from None
+            raise unreadable_error(src, e) from None
         if self.file.frames == 0:
             raise AudioError(f"{src}: no samples (the audio holds 0 frames)")
         return self.file.samplerate, self.file.channels, self._blocks()

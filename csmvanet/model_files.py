@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from csmvanet.config import yaml_problem
 from csmvanet.errors import ModelFileError, last_line
 from csmvanet.experiment import CHECKPOINT_ORDER, CONFIG_FILE
 from csmvanet.fileio import atomic_path
@@ -158,6 +159,12 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
         v = data.get(k)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= top:
             raise ModelFileError(f"{path}: {k} must be {what}, got {v!r}")
+    seg, ov = data.get("segment_seconds"), data.get("overlap_seconds")
+    if seg is not None and seg <= 0:
+        raise ModelFileError(f"{path}: segment_seconds must be a positive number of seconds, got {seg!r}")
+    if seg is not None and ov is not None and 2 * ov > seg:
+        raise ModelFileError(f"{path}: overlap_seconds must be at most half of segment_seconds ({seg!r}), "
+                             f"got {ov!r}")
     try:                        # dB, or null: no limit
         snr_limit_value(data.get("snr_limit"))
     except ValueError:
@@ -209,7 +216,7 @@ def _parse_config(text: str, where) -> dict:
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ModelFileError(f"{where}: config is not valid YAML ({last_line(e)})") from None
+        raise ModelFileError(yaml_problem(where, e, text)) from None
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{where}: config is not a mapping")
     return cfg

@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio import AudioError, check_complete, read_audio, write_audio
+from csmvanet.audio import AudioError, check_complete, read_audio, unreadable_error, write_audio
 from csmvanet.datadir import write_scp
 from csmvanet.fileio import remove_stale_temps
 from csmvanet.mixspec import (SPEC_COLUMNS, MixSpec, Source, SpecError, ValueSpec, fmt_num, load_sources, make_specs,
@@ -98,7 +98,7 @@ def read_segment(value: str, offset: int, length: int, sr: int, *, tile: bool) -
                         break
                     off = 0
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            raise AudioError(f"{path}: cannot read audio ({str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__})") from None
+            raise unreadable_error(path, e) from None
         return out
     data, rate = read_audio(value)
     if rate != sr:

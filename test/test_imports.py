@@ -19,8 +19,8 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool", "csmvanet.pipes",
-                "csmvanet.signals"]),
+                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
+                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
               "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),

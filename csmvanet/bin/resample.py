@@ -8,6 +8,7 @@ import sys
 from csmvanet.audio import resample_scp
 from csmvanet.bin import report_failures
 from csmvanet.datadir import DataDirError, read_scp, write_scp
+from csmvanet.outdirs import output_dir_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,10 @@ def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("csmvanet-resample")
+    problem = output_dir_problem(args.out_dir)
+    if problem:
+        print(f"csmvanet-resample: error: --out_dir {args.out_dir}: {problem}", file=sys.stderr)
+        return 2
     try:
         entries = read_scp(args.scp)
         paths, lengths, failures, clipped = resample_scp(entries, args.out_dir, args.fs, nj=args.nj,

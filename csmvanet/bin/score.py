@@ -111,7 +111,12 @@ def _main(argv=None) -> int:
               file=sys.stderr)
         return 2
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    from csmvanet.outdirs import output_dir_problem
+
+    problem = output_dir_problem(args.out_dir)   # before the log file is opened in it
+    if problem:
+        print(f"{prog}: error: --out_dir {args.out_dir}: {problem}", file=sys.stderr)
+        return 2
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(args.out_dir / "score.log", mode="w")]
     for h in handlers:

@@ -9,6 +9,7 @@ from csmvanet.bin import report_failures
 from csmvanet.config import load_config
 from csmvanet.datadir import DataDirError, read_scp, write_frame_shift
 from csmvanet.features import STFTConfig
+from csmvanet.outdirs import output_dir_problem
 from csmvanet.pool import WorkerDied
 from csmvanet.vad import configs_from_dict, label_scp, write_label_ark
 
@@ -41,6 +42,10 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    problem = output_dir_problem(args.out_dir)   # before the labels are computed
+    if problem:
+        print(f"csmvanet-vad-labels: error: --out_dir {args.out_dir}: {problem}", file=sys.stderr)
+        return 2
     try:
         stft_cfg, vad_cfg = configs_from_dict(load_config(args.config) if args.config else None)
         if args.stft_config:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from csmvanet.config import parse_yaml
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import STOI_IMPL, pesq_impl, vad_from_counts
 from csmvanet.metrics.figures import make_figures
@@ -89,7 +90,7 @@ def load_published(path: Path) -> list[dict]:
         head = [h.strip() for h in lines[0]]
         rows = [dict(zip(head, (c.strip() for c in ln))) for ln in lines[1:]]
     else:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, path)
         if isinstance(data, dict) and "rows" in data:
             data = data["rows"]
         rows = data if isinstance(data, list) else [data]
@@ -326,7 +327,7 @@ def write_sets_report(out_dir: Path, sets: list[tuple[str, Path]], title: str) -
         if not (summary_file.is_file() and report_file.is_file()):
             rows.append(f"| {name} | not scored: no {report_file} | | " + " | ".join("-" for _ in TABLE1) + " |")
             continue
-        summary = yaml.safe_load(summary_file.read_text()) or {}
+        summary = parse_yaml(summary_file.read_text(), summary_file) or {}
         means = summary.get("means") or {}
         for system, label in (("noisy", "Noisy"), ("enhanced", summary.get("title", title))):
             if system not in means:
