@@ -85,8 +85,8 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
-                                  snr_limit_value)
+from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, resolve_model, snr_limit_value
+from csmvanet.packing import pack_model
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.uttaudio import UttAudio, read_utterance
 
