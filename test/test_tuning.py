@@ -288,3 +288,37 @@ def test_snr_limit_per_chunk_and_in_the_grid(exp, valid_dir):
     assert not huge.kept_stoi and huge.stoi_se == 50.0
     assert (huge.vad_floor, huge.input_mix, None) == max([c for c in huge.grid if c[1] < 1.0],
                                                          key=lambda c: (huge.grid[c]["pesq"], c[0], -c[1]))
+
+
+def test_without_vad_labels_the_threshold_is_said_to_be_the_default(exp, valid_dir, tmp_path):
+    """Issue 30 item 13: with no vad_labels.scp the threshold stays 0.5, and inference.yaml and the
+    summary line say so instead of claiming it was chosen by the best frame F1."""
+    import contextlib
+    import io
+    import shutil
+
+    from csmvanet.bin.tune_inference import main as tune_main
+
+    d = tmp_path / "valid_no_labels"
+    d.mkdir()
+    for name in ("wav.scp", "spk1.scp"):     # the first two utterances only (the missing one is not the point)
+        (d / name).write_text("".join((valid_dir / name).read_text().splitlines(keepends=True)[:2]))
+    e = tmp_path / "exp"
+    shutil.copytree(exp, e)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = tune_main(["--exp_dir", str(e), "--data_dir", str(d), "--floors", "0.5", "--no_progress"])
+    assert rc == 0, err.getvalue()
+    text = (e / "inference.yaml").read_text()
+    head = text.splitlines()[0]
+    assert "best frame F1" not in head and f"the VAD threshold 0.5 by default (not chosen: no vad_labels.scp in {d})" in head
+    doc = yaml.safe_load(text)
+    assert doc["vad_threshold"] == 0.5 and doc["vad_threshold_from"].startswith("default 0.5, not chosen")
+    line = [x for x in err.getvalue().splitlines() if "-> " in x][0]
+    assert f"vad_threshold 0.5 (not chosen: no vad_labels.scp in {d})" in line
+    print("item 13 (tune-inference without labels):", head)
+    # with labels, as before: the best F1, said so
+    s = choose_settings(Enhancer.from_pretrained(exp), valid_dir, floors=(0.5,), progress=False, say=lambda m: None)
+    assert s.threshold_note == "" and s.thresholds
+    write_settings(e, s, checkpoint="valid.loss.ave.pth", data_dir=valid_dir)
+    assert (e / "inference.yaml").read_text().splitlines()[0].endswith("the VAD threshold of the best frame F1.")
