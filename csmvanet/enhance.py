@@ -11,7 +11,7 @@ Python API::
     enh.enhance_file("noisy.flac", "clean.flac")                     # streamed: file in, file out
 
 Models
-    ``from_pretrained(path)`` takes a packed model file (:func:`csmvanet.model_files.pack_model`), an
+    ``from_pretrained(path)`` takes a packed model file (:func:`csmvanet.packing.pack_model`), an
     experiment dir (``config.yaml`` + weights, the first present of
     :data:`csmvanet.model_files.CHECKPOINT_ORDER`), or a weights file inside an experiment dir
     (``exp/x/valid.loss.best.pth``: the ``config.yaml`` beside it is used).
