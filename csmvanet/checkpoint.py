@@ -7,7 +7,8 @@ leaves either the old or the new file, never a half-written one.
 Loading always uses ``torch.load(..., weights_only=True)`` (no arbitrary unpickling), after checking
 the archive's CRC-32 of every record: torch itself does not verify them, so a flipped byte inside a
 tensor would otherwise load silently as wrong weights. Every problem is a :class:`CheckpointError`
-that names the file and says what is wrong.
+that names the file and says what is wrong; a write that fails (a full disk) is one
+:class:`CheckpointWriteError` naming the file and the system's reason, the old file left in place.
 
 Experiment-dir layout written by the trainer (ESPnet style):
   checkpoint_last.pth            full training state (model, optimizer, scheduler, RNG, position ...)
@@ -64,6 +65,8 @@ def writing(path: str | os.PathLike):
     :class:`CheckpointWriteError` naming ``path`` instead of a chain of tracebacks."""
     try:
         yield
+    except CheckpointWriteError:
+        raise
     except (OSError, RuntimeError) as e:
         cause = _os_error_in(e)
         if cause is None:

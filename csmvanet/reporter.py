@@ -31,11 +31,13 @@ class _LogFile(logging.FileHandler):
     failed = False
 
     def handleError(self, record) -> None:
-        if not self.failed:
+        e = sys.exc_info()[1]
+        if not isinstance(e, OSError):
+            super().handleError(record)
+        elif not self.failed:
             self.failed = True
-            e = sys.exc_info()[1]
-            print(f"{self.baseFilename}: cannot write ({getattr(e, 'strerror', None) or e}): further log lines "
-                  "go to stderr only", file=sys.stderr)
+            print(f"{self.baseFilename}: cannot write ({e.strerror or e}): further log lines go to stderr only",
+                  file=sys.stderr)
 
     def close(self) -> None:
         try:
