@@ -7,7 +7,8 @@ leaves either the old or the new file, never a half-written one.
 Loading always uses ``torch.load(..., weights_only=True)`` (no arbitrary unpickling), after checking
 the archive's CRC-32 of every record: torch itself does not verify them, so a flipped byte inside a
 tensor would otherwise load silently as wrong weights. Every problem is a :class:`CheckpointError`
-that names the file and says what is wrong.
+that names the file and says what is wrong; a write that fails (a full disk) is one
+:class:`CheckpointWriteError` naming the file and the system's reason, the old file left in place.
 
 Experiment-dir layout written by the trainer (ESPnet style):
   checkpoint_last.pth            full training state (model, optimizer, scheduler, RNG, position ...)
@@ -21,6 +22,7 @@ Model-weight files are plain ``state_dict``s, loadable by ``model.load_state_dic
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -33,6 +35,43 @@ from csmvanet.fileio import atomic_path, atomic_write_text, remove_stale_temps
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A file of the experiment dir that could not be written (full disk, quota, read-only, ...); the
+    message names the file and the system's reason; the file as it was before is left in place."""
+
+    def __init__(self, path, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(f"{path}: cannot write ({reason})")
+        self.path, self.errno = Path(path), cause.errno
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The first OSError of an exception's chain (torch's zip writer reports a failed write as a
+    RuntimeError raised while handling it), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike):
+    """Around the writing of ``path``: an OSError (anywhere in the exception's chain) becomes one
+    :class:`CheckpointWriteError` naming ``path`` instead of a chain of tracebacks."""
+    try:
+        yield
+    except CheckpointWriteError:
+        raise
+    except (OSError, RuntimeError) as e:
+        cause = _os_error_in(e)
+        if cause is None:
+            raise
+        raise CheckpointWriteError(path, cause) from None
 
 
 # ---------------------------------------------------------------------------------------------- I/O
@@ -54,7 +93,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically and durably (temporary file, fsync, rename, fsync dir)."""
     path = Path(path)
     remove_stale_temps(path.parent, ".pth")   # a save killed by SIGKILL leaves ~100 MB behind; one writer here
-    with atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -180,7 +219,9 @@ def read_history(exp_dir: str | os.PathLike) -> list[dict]:
 
 
 def write_history(exp_dir: str | os.PathLike, history: list[dict]) -> None:
-    atomic_write_text(Path(exp_dir) / "history.json", json.dumps(history, indent=1) + "\n")
+    path = Path(exp_dir) / "history.json"
+    with writing(path):
+        atomic_write_text(path, json.dumps(history, indent=1) + "\n")
 
 
 def rank_epochs(history: list[dict], criterion: str, nbest: int | None = None) -> list[tuple[int, float]]:
@@ -221,7 +262,8 @@ def update_best(exp_dir: str | os.PathLike, history: list[dict], criterion: str,
     if not chosen:
         raise CheckpointError(f"{exp_dir}: no epoch<N>.pth file left for the best epochs by {criterion}")
     lines = "".join(f"{i} {ep} {v:.6g} {epoch_file(exp_dir, ep).name}\n" for i, (ep, v) in enumerate(chosen, 1))
-    atomic_write_text(exp_dir / f"{criterion}.best.txt", lines)
+    with writing(exp_dir / f"{criterion}.best.txt"):
+        atomic_write_text(exp_dir / f"{criterion}.best.txt", lines)
     states = [load_model_state(epoch_file(exp_dir, ep)) for ep, _ in chosen]
     save_checkpoint(states[0], exp_dir / f"{criterion}.best.pth")
     save_checkpoint(average_state_dicts(states), exp_dir / f"{criterion}.ave.pth")

@@ -11,7 +11,7 @@ Python API::
     enh.enhance_file("noisy.flac", "clean.flac")                     # streamed: file in, file out
 
 Models
-    ``from_pretrained(path)`` takes a packed model file (:func:`csmvanet.model_files.pack_model`), an
+    ``from_pretrained(path)`` takes a packed model file (:func:`csmvanet.packing.pack_model`), an
     experiment dir (``config.yaml`` + weights, the first present of
     :data:`csmvanet.model_files.CHECKPOINT_ORDER`), or a weights file inside an experiment dir
     (``exp/x/valid.loss.best.pth``: the ``config.yaml`` beside it is used).
@@ -85,8 +85,8 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio, unreadable_error
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
-                                  snr_limit_value)
+from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, resolve_model, snr_limit_value
+from csmvanet.packing import pack_model
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.uttaudio import UttAudio, read_utterance
 

@@ -217,7 +217,8 @@ def finished_run_files(exp_dir: Path, cfg: dict, next_epoch: int) -> bool:
 
 def write_run_files(exp_dir: Path, cfg: dict, argv: list[str], world_size: int) -> None:
     """E/config.yaml (the resolved config) and E/run.sh (re-runs this training; extra arguments appended)."""
-    atomic_write_text(exp_dir / CONFIG_FILE, dump_config(cfg))
+    with ckpt.writing(exp_dir / CONFIG_FILE):
+        atomic_write_text(exp_dir / CONFIG_FILE, dump_config(cfg))
     args = " ".join(shlex.quote(a) for a in argv)
     if "LOCAL_WORLD_SIZE" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:
         nnodes = world_size // max(1, int(os.environ["LOCAL_WORLD_SIZE"]))
@@ -233,7 +234,8 @@ def write_run_files(exp_dir: Path, cfg: dict, argv: list[str], world_size: int) 
             f"cd {shlex.quote(os.getcwd())}\n"
             f"exec {launcher} {args} \"$@\"\n")
     run_sh = exp_dir / RUN_SCRIPT
-    atomic_write_text(run_sh, text)
+    with ckpt.writing(run_sh):
+        atomic_write_text(run_sh, text)
     mode = os.stat(run_sh).st_mode
     os.chmod(run_sh, mode | (mode & 0o444) >> 2)   # +x where readable
 

@@ -1,53 +1,32 @@
-"""Model files: experiment dirs and packed models (finding weights, loading, packing, checksums).
+"""Model files: experiment dirs and packed models (finding weights, loading, checksums).
 
-``load_model_files(path)`` reads a packed model file (:func:`pack_model`), an experiment dir
+``load_model_files(path)`` reads a packed model file (:func:`csmvanet.packing.pack_model`), an experiment dir
 (``config.yaml`` + weights, the first present of :data:`CHECKPOINT_ORDER`), or a weights file
 inside an experiment dir (``exp/x/valid.loss.best.pth``: the ``config.yaml`` beside it is used).
 A packed model is one ``torch.save`` file of plain types and tensors (loads with
 ``weights_only=True``) holding the config text, the weights, provenance metadata and a sha256 over
-both, verified on load.
+the three (format version 2; version 1 files: over weights and config), verified on load; the
+inference settings it carries are checked on load too (:mod:`csmvanet.inference_settings`).
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
-import math
-import platform
 import warnings
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from csmvanet.config import yaml_problem
 from csmvanet.errors import ModelFileError, last_line
 from csmvanet.experiment import CHECKPOINT_ORDER, CONFIG_FILE
-from csmvanet.fileio import atomic_path
-from csmvanet.version import __version__, git_hash
+from csmvanet.inference_settings import (INFERENCE_FILE, INFERENCE_KEYS, SNR_LIMIT_RANGE, check_inference_settings,
+                                         snr_limit_value)
 
 PACK_FORMAT = "csmvanet-packed-model"
-PACK_VERSION = 1
-INFERENCE_FILE = "inference.yaml"   # exp dir: inference settings chosen on validation (csmvanet-tune-inference)
-# (vad_floor and vad_threshold required; input_mix, snr_limit, segment_seconds and overlap_seconds optional)
-INFERENCE_KEYS = ("vad_floor", "vad_threshold")
-SNR_LIMIT_RANGE = (-100.0, 100.0)   # dB: the per-segment SNR limit (csmvanet.enhance.snr_limit_mix)
-
-
-def snr_limit_value(value) -> float | None:
-    """The per-segment SNR limit ``value`` checked: None or ``inf`` (no limit) -> None; a number of dB
-    within :data:`SNR_LIMIT_RANGE` -> float; ValueError otherwise (booleans too)."""
-    if value is None:
-        return None
-    try:
-        v = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if v == math.inf:
-        return None
-    lo, hi = SNR_LIMIT_RANGE
-    if not lo <= v <= hi:
-        raise ValueError(f"snr_limit must be None or a number of dB from {lo:g} to {hi:g}, got {value!r}")
-    return v
+# 2: the sha256 covers the metadata too (the inference settings the model decodes with); files of
+# version 1 (sha256 over weights and config only) are still read, their settings checked all the same
+PACK_VERSION = 2
+READ_VERSIONS = (1, 2)
 
 # Models shipped inside the package (csmvanet/pretrained/, package data): name -> file, sha256 of the
 # file's bytes (checked on every load), what it is. The first is the default of csmvanet-enhance and
@@ -108,28 +87,40 @@ def bundled_model(name: str | None = None) -> Path:
     name = name or next(iter(BUNDLED_MODELS))
     if name not in BUNDLED_MODELS:
         raise ModelFileError(f"{name}: no such bundled model (bundled: {', '.join(BUNDLED_MODELS)})")
+    problem = bundled_model_problem(name)
+    if problem:
+        raise ModelFileError(problem)
+    return PRETRAINED_DIR / BUNDLED_MODELS[name]["file"]
+
+
+def bundled_model_problem(name: str) -> str | None:
+    """Why bundled model ``name`` cannot be used (its file missing, or not the sha256 recorded for it),
+    naming the file; None when it can."""
     entry = BUNDLED_MODELS[name]
     path = PRETRAINED_DIR / entry["file"]
     if not path.is_file():
-        raise ModelFileError(f"{path}: bundled model {name} is missing from this installation "
-                             "(package data not installed?)")
+        return f"{path}: bundled model {name} is missing from this installation (package data not installed?)"
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if actual != entry["sha256"]:
-        raise ModelFileError(f"{path}: sha256 {actual[:12]}... is not the {entry['sha256'][:12]}... of "
-                             f"bundled model {name}: the file is corrupt or was replaced")
-    return path
+        return (f"{path}: sha256 {actual[:12]}... is not the {entry['sha256'][:12]}... of bundled model {name}: "
+                "the file is corrupt or was replaced")
+    return None
 
 
-def list_bundled_models() -> str:
-    """One line per bundled model: name, file, size, what it is (the first is the default)."""
+def list_bundled_models() -> tuple[str, bool]:
+    """(one line per bundled model: name, file, size, what it is, the first being the default; a
+    model whose file is missing or corrupt is marked so with the reason, True when none is)."""
     if not BUNDLED_MODELS:
-        return "no bundled models"
-    lines = []
+        return "no bundled models", True
+    lines, ok = [], True
     for i, (name, entry) in enumerate(BUNDLED_MODELS.items()):
         path = PRETRAINED_DIR / entry["file"]
+        problem = bundled_model_problem(name)
+        ok = ok and problem is None
         size = f"{path.stat().st_size / 1e6:.2f} MB" if path.is_file() else "MISSING"
-        lines.append(f"{name}{' (default)' if i == 0 else ''}: {path} ({size}); {entry['description']}")
-    return "\n".join(lines)
+        state = f"; UNUSABLE: {problem.split(': ', 1)[1]}" if problem else ""
+        lines.append(f"{name}{' (default)' if i == 0 else ''}: {path} ({size}); {entry['description']}{state}")
+    return "\n".join(lines), ok
 
 
 def resolve_model(path: str | Path | None) -> Path:
@@ -149,33 +140,12 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
     path = Path(exp_dir) / INFERENCE_FILE
     if not path.is_file():
         return None
-    data = _parse_config(path.read_text(), path)
-    # required and optional keys: (name, upper bound, what it must be)
-    checks = [(k, 1.0, "a number from 0 to 1") for k in INFERENCE_KEYS]
-    checks += [(k, 1.0, "a number from 0 to 1") for k in ("input_mix",) if k in data]
-    checks += [(k, 3600.0, "a number of seconds") for k in ("segment_seconds", "overlap_seconds")
-               if data.get(k) is not None]
-    for k, top, what in checks:
-        v = data.get(k)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= top:
-            raise ModelFileError(f"{path}: {k} must be {what}, got {v!r}")
-    seg, ov = data.get("segment_seconds"), data.get("overlap_seconds")
-    if seg is not None and seg <= 0:
-        raise ModelFileError(f"{path}: segment_seconds must be a positive number of seconds, got {seg!r}")
-    if seg is not None and ov is not None and 2 * ov > seg:
-        raise ModelFileError(f"{path}: overlap_seconds must be at most half of segment_seconds ({seg!r}), "
-                             f"got {ov!r}")
-    try:                        # dB, or null: no limit
-        snr_limit_value(data.get("snr_limit"))
-    except ValueError:
-        lo, hi = SNR_LIMIT_RANGE
-        raise ModelFileError(f"{path}: snr_limit must be a number of dB from {lo:g} to {hi:g} or null, "
-                             f"got {data.get('snr_limit')!r}") from None
+    data = check_inference_settings(_parse_config(path.read_text(), path), str(path))
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
                       "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)
         return None
-    return {k: data[k] for k in data if not isinstance(data[k], (dict, list))}
+    return data
 
 
 def load_model_files(path: str | Path | None, checkpoint: str | None = None) -> tuple[dict, dict, dict]:
@@ -251,8 +221,12 @@ def _few(names: list, n: int = 3) -> str:
     return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
-def weights_digest(state: dict, config_text: str) -> str:
-    """sha256 over the weights (sorted by name: name, dtype, shape, raw bytes) and the config text."""
+def weights_digest(state: dict, config_text: str, metadata: dict | None = None) -> str:
+    """sha256 over the weights (sorted by name: name, dtype, shape, raw bytes) and the config text,
+    and with ``metadata`` (format version 2) its canonical JSON (sorted keys, no spaces) after them.
+    TypeError if the metadata holds anything but plain types."""
+    import json
+
     import torch
 
     h = hashlib.sha256()
@@ -261,155 +235,36 @@ def weights_digest(state: dict, config_text: str) -> str:
         h.update(name.encode() + b"\0" + str(t.dtype).encode() + b"\0" + repr(tuple(t.shape)).encode() + b"\0")
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     h.update(config_text.encode())
+    if metadata is not None:
+        h.update(b"\0" + json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()
 
 
 def _unpack(obj: dict, path: Path) -> tuple[dict, dict, dict]:
     version = obj.get("format_version")
-    if version != PACK_VERSION:
+    if version not in READ_VERSIONS:
         raise ModelFileError(f"{path}: packed model format version {version!r}; this csmvanet reads "
-                             f"version {PACK_VERSION}")
+                             f"version {' and '.join(map(str, READ_VERSIONS))}")
     state, config_text, digest = obj.get("state_dict"), obj.get("config"), obj.get("sha256")
     if not isinstance(state, dict) or not isinstance(config_text, str) or not isinstance(digest, str):
         raise ModelFileError(f"{path}: packed model lacks state_dict, config or sha256")
-    actual = weights_digest(state, config_text)
+    meta = obj.get("metadata") if obj.get("metadata") is not None else {}
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: packed model metadata must be a mapping, got {type(meta).__name__}")
+    try:
+        actual = weights_digest(state, config_text, meta if version >= 2 else None)
+    except (TypeError, AttributeError):
+        raise ModelFileError(f"{path}: packed model holds values other than tensors and plain data: the file is "
+                             "corrupt or was modified") from None
     if actual != digest:
         raise ModelFileError(f"{path}: checksum mismatch (stored sha256 {digest[:12]}..., computed "
                              f"{actual[:12]}...): the file is corrupt or was modified")
-    return _parse_config(config_text, path), state, dict(obj.get("metadata") or {})
+    if "inference" in meta:     # what the enhancer decodes with: checked also where no checksum covers it (v1)
+        meta = {**meta, "inference": check_inference_settings(meta["inference"], f"{path}: metadata inference")}
+    return _parse_config(config_text, path), state, dict(meta)
 
 
-def _training_data(exp_dir: Path, cfg: dict) -> dict:
-    """Training/validation data dirs as far as the experiment dir records them."""
-    found: dict = {}
-    for section in (cfg, cfg.get("data") if isinstance(cfg.get("data"), dict) else {}):
-        for k, v in section.items():
-            if isinstance(v, (str, int, float)) and ("train" in k or "valid" in k) and ("dir" in k or "scp" in k):
-                found[k] = str(v)
-    run_sh = exp_dir / "run.sh"
-    if run_sh.is_file():
-        toks = run_sh.read_text().replace("\\\n", " ").split()
-        for i, tok in enumerate(toks[:-1]):
-            if tok == "cd":
-                found.setdefault("cwd", toks[i + 1].strip("'\""))
-            elif tok in ("--train_dir", "--valid_dir"):
-                found.setdefault(tok[2:], toks[i + 1].strip("'\""))
-            elif tok.startswith(("--train_dir=", "--valid_dir=")):
-                k, v = tok[2:].split("=", 1)
-                found.setdefault(k, v.strip("'\""))
-    return found
-
-
-SCORE_KEYS = ("pesq", "stoi", "csig", "cbak", "covl", "si_sdr", "vad_f1", "num_utts")
-
-
-def _scored_sets(exp_dir: Path) -> dict:
-    """{set: {noisy|enhanced: {metric: mean}}} of the scored sets of an experiment dir
-    (``enhanced_<set>/scoring/summary.yaml``, written by csmvanet-score)."""
-    out = {}
-    for summary in sorted(exp_dir.glob("enhanced_*/scoring/summary.yaml")):
-        try:
-            means = (yaml.safe_load(summary.read_text()) or {}).get("means") or {}
-        except yaml.YAMLError:
-            continue
-        name = summary.parent.parent.name[len("enhanced_"):]
-        out[name] = {system: {k: m[k] for k in SCORE_KEYS if isinstance(m, dict) and m.get(k) is not None}
-                     for system, m in means.items()}
-    return out
-
-
-def _training_seconds(log: Path) -> float | None:
-    """Seconds from the first to the last time stamp of a train.log (None without one)."""
-    if not log.is_file():
-        return None
-    stamps = []
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            stamps.append(datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
-        except ValueError:
-            continue
-    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
-
-
-def _plain(obj):
-    """Builtin str/int/float/bool/None, lists and dicts only (what weights_only=True loads without
-    allow-listing; str subclasses such as torch's version string are turned into str)."""
-    if obj is None or isinstance(obj, bool):
-        return obj
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj)
-    if isinstance(obj, (list, tuple)):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    return str(obj)
-
-
-def pack_model(exp_dir: str | Path, out_path: str | Path, checkpoint: str | None = None,
-               extra_metadata: dict | None = None) -> dict:
-    """Write one file holding config, weights, metadata and a sha256; returns the metadata.
-
-    The file is ``torch.save`` of a dict of tensors and plain Python types (loads with
-    ``weights_only=True``)::
-
-        {"format": "csmvanet-packed-model", "format_version": 1,
-         "config": <config.yaml text>, "state_dict": {name: tensor},
-         "sha256": weights_digest(state_dict, config),
-         "metadata": {sample_rate, num_parameters, csmvanet/torch/numpy/python versions, git_hash,
-                      git_dirty, created (UTC ISO), exp_dir, checkpoint, training_data, ...}}
-    """
-    import torch
-
-    exp_dir = Path(exp_dir)
-    if not exp_dir.is_dir():
-        raise ModelFileError(f"{exp_dir}: no such experiment dir")
-    cfg_path = exp_dir / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise ModelFileError(f"{exp_dir}: not an experiment dir (no config.yaml)")
-    config_text = cfg_path.read_text()
-    cfg = _parse_config(config_text, cfg_path)
-    ckpt = find_checkpoint(exp_dir, checkpoint)
-    raw = _load_file(ckpt)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in _weights_of(raw, ckpt).items()}
-    model = model_with_weights(cfg, state, f"{ckpt} (config {cfg_path})")
-    meta = {
-        "sample_rate": int(model.stft_cfg.sample_rate),
-        "num_parameters": int(sum(p.numel() for p in model.parameters())),
-        "csmvanet_version": __version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "git_hash": git_hash(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exp_dir": str(exp_dir.resolve()),
-        "checkpoint": ckpt.name,
-        "training_data": _training_data(exp_dir, cfg),
-    }
-    info = {k: v for k, v in raw.items()       # what a wrapped checkpoint says about itself
-            if isinstance(v, (str, int, float, bool)) and not isinstance(v, torch.Tensor)}
-    if info:
-        meta["checkpoint_info"] = _plain(info)
-    _with_inference(meta, exp_dir, ckpt.name)     # vad_floor / vad_threshold chosen on validation
-    scores = _scored_sets(exp_dir)
-    if scores:
-        meta["scores"] = scores
-    seconds = _training_seconds(exp_dir / "train.log")
-    if seconds is not None:
-        meta["training_wall_seconds"] = seconds
-    meta.update(extra_metadata or {})
-    packed = {"format": PACK_FORMAT, "format_version": PACK_VERSION, "config": config_text,
-              "state_dict": state, "sha256": weights_digest(state, config_text), "metadata": _plain(meta)}
-    out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        torch.save(packed, str(tmp))
-    return meta
-
-
-__all__ = ["BUNDLED_MODELS", "CHECKPOINT_ORDER", "INFERENCE_FILE", "ModelFileError", "PACK_FORMAT",
-           "PACK_VERSION", "bundled_model", "find_checkpoint", "load_model_files", "model_with_weights",
-           "SNR_LIMIT_RANGE", "pack_model", "read_inference_settings", "resolve_model", "snr_limit_value",
-           "weights_digest"]
+__all__ = ["BUNDLED_MODELS", "CHECKPOINT_ORDER", "INFERENCE_FILE", "INFERENCE_KEYS", "ModelFileError", "PACK_FORMAT",
+           "PACK_VERSION", "READ_VERSIONS", "SNR_LIMIT_RANGE", "bundled_model", "bundled_model_problem",
+           "check_inference_settings", "find_checkpoint", "list_bundled_models", "load_model_files",
+           "model_with_weights", "read_inference_settings", "resolve_model", "snr_limit_value", "weights_digest"]

@@ -25,6 +25,27 @@ from csmvanet.version import __version__, git_hash
 log = logging.getLogger("csmvanet.trainer")
 
 
+class _LogFile(logging.FileHandler):
+    """E/train.log; a write that fails (a full disk) is said once on stderr, not as a traceback per line."""
+
+    failed = False
+
+    def handleError(self, record) -> None:
+        e = sys.exc_info()[1]
+        if not isinstance(e, OSError):
+            super().handleError(record)
+        elif not self.failed:
+            self.failed = True
+            print(f"{self.baseFilename}: cannot write ({e.strerror or e}): further log lines go to stderr only",
+                  file=sys.stderr)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:    # what is still buffered cannot be written either (said once already)
+            pass
+
+
 class FileLogging:
     """Log to E/train.log (rank 0), unless stderr already goes to that file (run.pl's log)."""
 
@@ -42,7 +63,7 @@ class FileLogging:
             self.handlers.append(h)
         log_path = exp_dir / "train.log"
         if dist.is_main and not self._stderr_is(log_path):
-            fh = logging.FileHandler(log_path, mode="a")
+            fh = _LogFile(log_path, mode="a")
             fh.setFormatter(fmt)
             root.addHandler(fh)
             self.handlers.append(fh)

@@ -17,7 +17,8 @@ Resume is exact: the checkpoint holds the model, optimizer, scheduler, GradScale
 sums, the non-finite counters and the history. Segments are a pure function of (seed, epoch, item)
 and the batch order of (seed, epoch), so the data after a resume is the same as without the kill;
 with ``train.deterministic: true`` (and num_workers 0 or not, it does not matter) a killed and
-resumed run ends with the same weights as an uninterrupted one.
+resumed run ends with the same weights as an uninterrupted one. A resume on other data or with another seed
+mid-epoch is refused; a full disk stops the run in one line, checkpoint_last.pth kept (:mod:`csmvanet.resume`).
 
 Mixed precision: ``train.amp: bf16|fp16`` autocasts the network on CUDA; STFT, compression and the
 losses stay in fp32 (features.py / loss.py disable autocast; outputs are cast to fp32 here); fp16
@@ -58,6 +59,7 @@ from csmvanet.experiment import (LAST_CHECKPOINT, OPTIM_DEFAULTS, SCHED_DEFAULTS
                                  average, finished_run_files, resolve_config, write_run_files)
 from csmvanet.loss import TERMS, autocast, fp32_outputs
 from csmvanet.reporter import FileLogging, Reporter
+from csmvanet.resume import DISK_ERRNOS, check_resume, data_fingerprint, write_failure
 from csmvanet.rng import rng_state, seed_all, set_rng_state
 from csmvanet.validation import validate
 
@@ -139,6 +141,8 @@ class Trainer:
         except ValueError as e:
             raise TrainingError(str(e)) from None
         self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.data_fingerprints = {"train": data_fingerprint(self.train_set.data),   # checked on resume
+                                  "valid": data_fingerprint(self.valid_set.data)}
 
         if self.dist.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -153,7 +157,7 @@ class Trainer:
         # position and bookkeeping
         self.epoch, self.step, self.global_step = 1, 0, 0
         self.history: list[dict] = []
-        self.nonfinite_total, self.nonfinite_in_row = 0, 0
+        self.nonfinite_total, self.nonfinite_in_row, self.saved_at = 0, 0, None  # saved_at: its (epoch, step)
         self.reporter = Reporter(self.exp_dir, self.dist, log_interval=t.log_interval, tensorboard=t.tensorboard,
                                  progress_bar=t.progress_bar, plot=t.plot)
         self._term = False
@@ -176,12 +180,14 @@ class Trainer:
             "world_size": self.dist.world_size,
             "ranks": self._gather_local(),
             "config": self.cfg,
+            "data": self.data_fingerprints,
         }
 
     def save(self) -> None:
         state = self.state_dict()  # collective in DDP: every rank takes part
         if self.dist.is_main:
             ckpt.save_checkpoint(state, self.exp_dir / LAST_CHECKPOINT)
+            self.saved_at = (self.epoch, self.step)
             log.info("saved %s (epoch %d, step %d/%d)", self.exp_dir / LAST_CHECKPOINT, self.epoch,
                      self.step, self.steps_per_epoch)
 
@@ -189,17 +195,7 @@ class Trainer:
         state = ckpt.load_checkpoint(path, map_location="cpu")
         if state.get("format") != "csmvanet-train-state":
             raise ckpt.CheckpointError(f"{path}: not a training checkpoint (no 'format': csmvanet-train-state)")
-        old = state.get("config") or {}
-        for sec in ("model", "stft"):
-            if old.get(sec) != self.cfg.get(sec):
-                raise TrainingError(f"--resume: the {sec} section of the config differs from the one in {path}; "
-                                    "resume with the same model, or start a new exp dir")
-        for sec in ("train", "optim", "scheduler", "loss"):
-            if old.get(sec) != self.cfg.get(sec):
-                log.warning("--resume: config section %s differs from the checkpoint's; using the new one", sec)
-        if (old.get("train") or {}).get("batch_size") not in (None, self.t.batch_size) and state["step"] > 0:
-            raise TrainingError("--resume mid-epoch with another train.batch_size would repeat or skip data; "
-                                "resume with the batch size of the checkpoint")
+        check_resume(state, path, self.cfg, self.data_fingerprints)
         try:
             self.module.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -208,6 +204,7 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as e:
             raise ckpt.CheckpointError(f"{path}: does not fit this model/optimizer: {str(e).splitlines()[0]}") from None
         self.epoch, self.step, self.global_step = int(state["epoch"]), int(state["step"]), int(state["global_step"])
+        self.saved_at = (self.epoch, self.step)
         self.history = list(state["history"])
         self.nonfinite_total = int(state["nonfinite"]["total"])
         self.nonfinite_in_row = int(state["nonfinite"]["in_row"])
@@ -258,6 +255,11 @@ class Trainer:
             if self.dist.is_main and self.history:
                 self._finalise()
             return self.history[-1] if self.history else {}
+        except (ckpt.CheckpointWriteError, OSError) as e:   # a full disk: one line, the last good state kept
+            if isinstance(e, OSError) and e.errno not in DISK_ERRNOS:
+                raise
+            raise write_failure(e, self.exp_dir, self.exp_dir / LAST_CHECKPOINT, (self.epoch, self.step),
+                                self.saved_at) from None
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
@@ -442,7 +444,6 @@ def _train_process(cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv, hooks
         return Trainer(cfg, train_dir, valid_dir, exp_dir, dist=dist, resume=resume, argv=argv, hooks=hooks).run()
     finally:
         teardown_distributed(dist)
-
 
 # names that were defined here before the split (entry points and benchmarks import them from here)
 __all__ = ["OPTIM_DEFAULTS", "SCHED_DEFAULTS", "TERMS", "TRAIN_DEFAULTS", "Trainer", "TrainingError", "average",

@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from csmvanet.audio import AudioError
-from csmvanet.datadir import DataDirError, read_scp, vad_labels_file
+from csmvanet.datadir import VAD_LABELS, DataDirError, read_scp, vad_labels_file
 from csmvanet.enhance import EnhanceError, Enhancer
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import pesq_or_reason, si_sdr, stoi_or_reason, vad_from_counts
@@ -57,6 +57,7 @@ class Settings:
     keep_stoi: bool = False                           # chosen among the settings that keep STOI ...
     kept_stoi: bool = True                            # ... and one of them did
     stoi_se: float = 0.0                              # ... by this many standard errors
+    threshold_note: str = ""                          # why vad_threshold was not chosen (then 0.5)
 
 
 class _OncePerChunk:
@@ -218,26 +219,32 @@ def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_
     by_snr = {}
     for snr in sorted({utt2snr[u] for u in rows if u in utt2snr}, key=float):
         by_snr[float(snr)] = part([r for u, r in rows.items() if utt2snr.get(u) == snr])
-    allowed, kept = grid, True
+    # input_mix 1 is the input itself: compared, never chosen while the grid holds a smaller mix
+    allowed, kept = [c for c in grid if c[1] < 1.0] or grid, True
     if keep_stoi:
         parts = list(by_snr.values()) or [part(list(rows.values()))]
-        allowed = [c for c in grid if all(_keeps_stoi(p, c, stoi_se) for p in parts)]
-        if not allowed:
-            allowed, kept = grid, False
+        stoi_ok = [c for c in allowed if all(_keeps_stoi(p, c, stoi_se) for p in parts)]
+        allowed, kept = stoi_ok or allowed, bool(stoi_ok)
+        if not kept:
             say("WARNING no setting of the grid keeps STOI at the noisy input's at every SNR; "
                 f"the best {criterion} of all is chosen")
     best = max(allowed, key=lambda c: (np.nan_to_num(means[c][criterion], nan=-np.inf), c[0], -c[1],
                                        _limit_key(c[2])))
     f1 = {t: vad_from_counts(*map(int, c))["vad_f1"] for t, c in zip(thresholds, counts)}
+    note = ""
     if counts.sum():
         best_t = max(thresholds, key=lambda t: (np.nan_to_num(f1[t], nan=-1.0), -abs(t - 0.5)))
-    else:   # no labels (or no VAD decoder): the usual 0.5
+    else:   # no labels (or no VAD decoder): the usual 0.5, and why
         best_t, f1 = 0.5, {}
+        note = ("the model has no VAD decoder" if enhancer.model.vad is None else
+                f"no {VAD_LABELS} in {data_dir}" if labels_path is None else
+                f"no utterance of {data_dir} with VAD labels in {labels_path.name} was scored")
     for p in by_snr.values():
         del p["stoi_diffs"]
     return Settings(vad_floor=best[0], input_mix=best[1], snr_limit=best[2], vad_threshold=best_t,
                     criterion=criterion, grid=means, thresholds=f1, num_utts=used, failed=failed,
-                    noisy=noisy_mean, by_snr=by_snr, keep_stoi=keep_stoi, kept_stoi=kept, stoi_se=stoi_se)
+                    noisy=noisy_mean, by_snr=by_snr, keep_stoi=keep_stoi, kept_stoi=kept, stoi_se=stoi_se,
+                    threshold_note=note)
 
 
 def _label(c: tuple, mixes: bool, limits: bool) -> str:
@@ -282,14 +289,19 @@ def settings_table(s: Settings, chosen: bool = True) -> str:
 def write_settings(exp_dir: str | Path, s: Settings, *, checkpoint: str, data_dir: str | Path,
                    segment: tuple[float, float] | None = None) -> Path:
     """``<exp_dir>/inference.yaml``: the chosen values, what they were chosen for and on, the grid;
-    ``segment`` (segment_seconds, overlap_seconds): the chunking they were chosen with, stored too."""
+    ``segment`` (segment_seconds, overlap_seconds): the chunking they were chosen with, stored too.
+    ValueError for an input_mix of 1 (the input itself, which the model would then output)."""
+    if not s.input_mix < 1.0:
+        raise ValueError(f"input_mix {s.input_mix:g} would make the model output its input unchanged: not stored; "
+                         "choose among mixes below 1")
+    threshold_from = f"default 0.5, not chosen: {s.threshold_note}" if s.threshold_note else "best frame F1"
     doc = {"vad_floor": s.vad_floor, "vad_threshold": s.vad_threshold, "input_mix": s.input_mix,
            "snr_limit": s.snr_limit}
     if segment is not None:
         doc.update(segment_seconds=float(segment[0]), overlap_seconds=float(segment[1]))
     doc.update({"checkpoint": checkpoint, "chosen_on": str(data_dir), "num_utts": s.num_utts,
                 "criterion": s.criterion, "keep_stoi": s.keep_stoi, "stoi_se": s.stoi_se,
-                "kept_stoi": s.kept_stoi,
+                "kept_stoi": s.kept_stoi, "vad_threshold_from": threshold_from,
                 "csmvanet_version": __version__, "git_hash": git_hash(),
                 "noisy": {k: round(v, 4) for k, v in s.noisy.items()},
                 "grid": [{"vad_floor": f, "input_mix": m, "snr_limit": lim, **{k: round(v, 4) for k, v in sc.items()}}
@@ -300,7 +312,8 @@ def write_settings(exp_dir: str | Path, s: Settings, *, checkpoint: str, data_di
             f"floor and input mix of the best mean {s.criterion}"
             + (" among those keeping STOI at every SNR" if s.keep_stoi else "")
             + (f" (by {s.stoi_se:g} standard errors)" if s.keep_stoi and s.stoi_se else "")
-            + ", the VAD threshold of the best frame F1.\n")
+            + (f", the VAD threshold {s.vad_threshold:g} by default (not chosen: {s.threshold_note}).\n"
+               if s.threshold_note else ", the VAD threshold of the best frame F1.\n"))
     atomic_write_text(path, head + yaml.safe_dump(doc, sort_keys=False))
     return path
 

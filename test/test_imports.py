@@ -27,6 +27,7 @@ FLOORS = [
     ("metrics", ["csmvanet.metrics"]),
     ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
     ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
+                    "csmvanet.resume", "csmvanet.inference_settings", "csmvanet.packing",
                     "csmvanet.runners"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer", "csmvanet.tuning"]),

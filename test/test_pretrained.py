@@ -103,3 +103,26 @@ def test_a_bundled_name_is_a_model_argument_unless_a_file_of_that_name_exists(tm
     monkeypatch.chdir(tmp_path)
     shutil.copy(PRETRAINED_DIR / BUNDLED_MODELS[NAME]["file"], tmp_path / NAME)
     assert Enhancer.from_pretrained(NAME).source == NAME        # the local file wins, as a path
+
+
+def test_list_models_marks_a_corrupt_or_missing_bundled_model(tmp_path, monkeypatch, capsys):
+    """Issue 30 item 13: --list_models checks each file's sha256: a corrupt one is listed as unusable,
+    with the reason, and the exit status is 1 (it was listed as normal, exit 0)."""
+    from csmvanet.bin.enhance import main as enhance_main
+
+    src = PRETRAINED_DIR / BUNDLED_MODELS[NAME]["file"]
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / src.name).write_bytes(bytes(data))
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path)
+    assert enhance_main(["--list_models"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{NAME} (default): {tmp_path / src.name}") and out.count("\n") == len(BUNDLED_MODELS)
+    assert f"UNUSABLE: sha256 {hashlib.sha256(bytes(data)).hexdigest()[:12]}... is not the {SHA256[:12]}..." in out
+    with capsys.disabled():
+        print("item 13 (--list_models):", out.strip())
+    (tmp_path / src.name).unlink()
+    assert enhance_main(["--list_models"]) == 1
+    assert "(MISSING)" in capsys.readouterr().out
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", PRETRAINED_DIR)
+    assert enhance_main(["--list_models"]) == 0 and "UNUSABLE" not in capsys.readouterr().out

@@ -153,7 +153,10 @@ def test_input_mix_and_keep_stoi(exp, valid_dir):
                               (1.0, 0.5, None), (1.0, 1.0, None)]
     ok = [c for c in s.grid if s.grid[c]["stoi"] >= s.noisy["stoi"]]
     assert (1.0, 1.0, None) in ok and (0.0, 0.0, None) not in ok     # the input itself keeps STOI; this random net does not
-    assert s.kept_stoi and (s.vad_floor, s.input_mix, None) == max(ok, key=lambda c: (s.grid[c]["pesq"], c[0], -c[1]))
+    # a mix of 1 (the input itself) is compared but never chosen: stored, the model would output its input
+    choosable = [c for c in ok if c[1] < 1.0]
+    expected = max(choosable or [c for c in s.grid if c[1] < 1.0], key=lambda c: (s.grid[c]["pesq"], c[0], -c[1]))
+    assert s.kept_stoi == bool(choosable) and (s.vad_floor, s.input_mix, None) == expected
     assert enh.input_mix == 0.0
     s = choose_settings(enh, valid_dir, floors=(0.0, 1.0), thresholds=(0.5,), keep_stoi=True, progress=False,
                         say=said.append)
@@ -164,7 +167,7 @@ def test_input_mix_and_keep_stoi(exp, valid_dir):
 def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
     import shutil
 
-    from csmvanet.model_files import pack_model
+    from csmvanet.packing import pack_model
     from csmvanet.tuning import Settings
 
     e = tmp_path / "exp"
@@ -193,9 +196,9 @@ def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
         (e / "inference.yaml").write_text(f"vad_floor: 0.5\nvad_threshold: 0.5\nsnr_limit: {bad}\n")
         with pytest.raises(ModelFileError, match=r"inference.yaml: snr_limit must be a number of dB"):
             Enhancer.from_pretrained(e)
-    for bad in ("1.5", "-0.1", "yes"):
+    for bad in ("1.5", "-0.1", "yes", "1"):                # 1: the model would output its input unchanged
         (e / "inference.yaml").write_text(f"vad_floor: 0.5\nvad_threshold: 0.5\ninput_mix: {bad}\n")
-        with pytest.raises(ModelFileError, match=r"inference.yaml: input_mix must be a number from 0 to 1"):
+        with pytest.raises(ModelFileError, match=r"inference.yaml: input_mix must be a number from 0 to below 1"):
             Enhancer.from_pretrained(e)
 
 
@@ -274,7 +277,48 @@ def test_snr_limit_per_chunk_and_in_the_grid(exp, valid_dir):
                 say=lambda m: None)
     chosen = [choose_settings(enh, valid_dir, stoi_se=k, **grid) for k in (0.0, 50.0)]
     plain = chosen[0]
-    ok = [c for c in plain.grid if plain.grid[c]["stoi"] >= plain.noisy["stoi"]]
-    assert (plain.vad_floor, plain.input_mix, None) == max(ok, key=lambda c: (plain.grid[c]["pesq"], c[0], -c[1]))
-    # with a huge margin only settings whose STOI equals the input's on every utterance qualify: mix 1
-    assert chosen[1].input_mix == 1.0 and chosen[1].stoi_se == 50.0
+    ok = [c for c in plain.grid if plain.grid[c]["stoi"] >= plain.noisy["stoi"] and c[1] < 1.0]   # mix 1: never
+    below_1 = [c for c in plain.grid if c[1] < 1.0]
+    assert plain.kept_stoi == bool(ok)
+    assert (plain.vad_floor, plain.input_mix, None) == max(ok or below_1,
+                                                           key=lambda c: (plain.grid[c]["pesq"], c[0], -c[1]))
+    # with a huge margin only settings whose STOI equals the input's on every utterance would qualify: mix 1,
+    # which is never chosen (stored, the model would output its input); so none does, and the best PESQ below 1
+    huge = chosen[1]
+    assert not huge.kept_stoi and huge.stoi_se == 50.0
+    assert (huge.vad_floor, huge.input_mix, None) == max([c for c in huge.grid if c[1] < 1.0],
+                                                         key=lambda c: (huge.grid[c]["pesq"], c[0], -c[1]))
+
+
+def test_without_vad_labels_the_threshold_is_said_to_be_the_default(exp, valid_dir, tmp_path):
+    """Issue 30 item 13: with no vad_labels.scp the threshold stays 0.5, and inference.yaml and the
+    summary line say so instead of claiming it was chosen by the best frame F1."""
+    import contextlib
+    import io
+    import shutil
+
+    from csmvanet.bin.tune_inference import main as tune_main
+
+    d = tmp_path / "valid_no_labels"
+    d.mkdir()
+    for name in ("wav.scp", "spk1.scp"):     # the first two utterances only (the missing one is not the point)
+        (d / name).write_text("".join((valid_dir / name).read_text().splitlines(keepends=True)[:2]))
+    e = tmp_path / "exp"
+    shutil.copytree(exp, e)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = tune_main(["--exp_dir", str(e), "--data_dir", str(d), "--floors", "0.5", "--no_progress"])
+    assert rc == 0, err.getvalue()
+    text = (e / "inference.yaml").read_text()
+    head = text.splitlines()[0]
+    assert "best frame F1" not in head and f"the VAD threshold 0.5 by default (not chosen: no vad_labels.scp in {d})" in head
+    doc = yaml.safe_load(text)
+    assert doc["vad_threshold"] == 0.5 and doc["vad_threshold_from"].startswith("default 0.5, not chosen")
+    line = [x for x in err.getvalue().splitlines() if "-> " in x][0]
+    assert f"vad_threshold 0.5 (not chosen: no vad_labels.scp in {d})" in line
+    print("item 13 (tune-inference without labels):", head)
+    # with labels, as before: the best F1, said so
+    s = choose_settings(Enhancer.from_pretrained(exp), valid_dir, floors=(0.5,), progress=False, say=lambda m: None)
+    assert s.threshold_note == "" and s.thresholds
+    write_settings(e, s, checkpoint="valid.loss.ave.pth", data_dir=valid_dir)
+    assert (e / "inference.yaml").read_text().splitlines()[0].endswith("the VAD threshold of the best frame F1.")

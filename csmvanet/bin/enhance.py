@@ -125,7 +125,8 @@ def _main(argv=None) -> int:
     p.add_argument("--model", default=None,
                    help="experiment dir, weights file in one, packed model or bundled model name "
                         "(default: the first bundled model, see --list_models)")
-    p.add_argument("--list_models", action="store_true", help="list the models shipped with the package and exit")
+    p.add_argument("--list_models", action="store_true",
+                   help="list the models shipped with the package and exit (status 1 if one is missing or corrupt)")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     p.add_argument("--wav_scp", default=None, help="Kaldi wav.scp of inputs (outputs D/<utt>.<fmt>)")
     p.add_argument("--segments", default=None,
@@ -161,8 +162,9 @@ def _main(argv=None) -> int:
     if args.list_models:
         from csmvanet.model_files import list_bundled_models
 
-        print(list_bundled_models())
-        return 0
+        text, usable = list_bundled_models()
+        print(text)
+        return 0 if usable else 1
     if not args.output_dir:
         p.error("the following arguments are required: --output_dir")
     if not args.inputs and not args.wav_scp:

@@ -4,9 +4,12 @@
 
 The file holds the config (E/config.yaml text), the weights (default: the first present of
 valid.loss.ave.pth, valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth),
-metadata (training data dirs, git hash, csmvanet/torch/numpy/python versions, sample rate, date)
-and a sha256 over the weights and config, verified when the file is loaded. It is a torch.save of
-tensors and plain Python types only, so it loads with torch.load(weights_only=True).
+metadata (training data dirs, git hash, csmvanet/torch/numpy/python versions, sample rate, date,
+scores, the inference settings of E/inference.yaml) and a sha256 over the weights, config and
+metadata, verified when the file is loaded. It is a torch.save of tensors and plain Python types
+only, so it loads with torch.load(weights_only=True). --checkpoint must be a file of E (weights of
+another experiment would be labelled with E's config, scores and data); --out must not be one of
+E's own files (its weights, checkpoints, config).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     args = p.parse_args(argv)
     from csmvanet.bin import write_one_file
-    from csmvanet.model_files import pack_model
+    from csmvanet.packing import pack_model
 
     return write_one_file("csmvanet-pack", args.out,
                           lambda: pack_model(args.exp_dir, args.out, checkpoint=args.checkpoint))

@@ -20,10 +20,12 @@ input's at any SNR (<data_dir>/utt2snr; overall without it), with --stoi_se K by
 the per-utterance STOI difference (a margin against choosing by chance on a small validation set).
 The VAD threshold of --thresholds
 with the best frame F1 against <data_dir>/vad_labels.scp (frames pooled over the utterances) is
-chosen too. All go to E/inference.yaml, with the table of every value tried; loading E
-(csmvanet-enhance --model E, Enhancer.from_pretrained) and packing it (csmvanet-pack) then use them
-as defaults. --segment_seconds/--overlap_seconds: the chunking to enhance with (default: the model's,
-else 8 s / 1 s); when given, it is stored in inference.yaml too and becomes the model's default.
+chosen too (without labels, or for a model without a VAD decoder, it stays 0.5, and inference.yaml
+and the summary line say why). A mix of 1 (the input itself) is compared but never chosen. All go
+to E/inference.yaml, with the table of every value tried; loading E (csmvanet-enhance --model E,
+Enhancer.from_pretrained) and packing it (csmvanet-pack) then use them as defaults.
+--segment_seconds/--overlap_seconds: the chunking to enhance with (default: the model's, else 8 s /
+1 s); when given, it is stored in inference.yaml too and becomes the model's default.
 Every pair is one enhancement of every utterance, as decoding does it, with the network run once per
 chunk for all of them. The tables also give the unprocessed input's scores and, where the data dir
 has utt2snr, PESQ / STOI by SNR.
@@ -122,9 +124,10 @@ def main(argv=None) -> int:
         say(f"{found.num_utts} utterance(s): {len(found.grid)} setting(s) -> {path}")
     else:
         limit = "none" if found.snr_limit is None else f"{found.snr_limit:g} dB"
+        threshold = (f"vad_threshold {found.vad_threshold:g}"
+                     + (f" (not chosen: {found.threshold_note})" if found.threshold_note else ""))
         say(f"{found.num_utts} utterance(s): vad_floor {found.vad_floor:g}, input_mix {found.input_mix:g}, "
-            f"snr_limit {limit}, "
-            f"vad_threshold {found.vad_threshold:g} -> {path}")
+            f"snr_limit {limit}, {threshold} -> {path}")
     if found.failed:
         say(f"{len(found.failed)} utterance(s) left out (listed above)")
         return 1
