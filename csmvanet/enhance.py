@@ -85,6 +85,7 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
+from csmvanet.memory import RowStore
 from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
                                   snr_limit_value)
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
@@ -134,7 +135,7 @@ class StreamResult:
     sample_rate: int = 0
     channels: int = 0              # input channels
     vad: np.ndarray | None = None  # [T, C] (C = 1 for channels="mix"), model frame rate
-    vad_parts: list = field(default_factory=list, repr=False)
+    vad_rows: RowStore | None = field(default=None, repr=False)   # the VAD while streaming (csmvanet.memory)
 
 
 class Enhancer:
@@ -287,6 +288,12 @@ class Enhancer:
         result = result if result is not None else StreamResult()
         result.sample_rate = int(sr)
 
+        def keep_vad(v) -> None:   # one off-heap store, not an array per chunk (csmvanet.memory.RowStore)
+            if v is not None:
+                if result.vad_rows is None:
+                    result.vad_rows = RowStore(v.shape[1])
+                result.vad_rows.append(v)
+
         def finish(y: np.ndarray) -> np.ndarray:   # limiter at the network's level, then the input's level back
             y = soft_limit(y) if limit else y
             return y * np.float32(scale) if scale != 1.0 else y
@@ -326,8 +333,7 @@ class Enhancer:
             if c_out == 1 and c_in > 1:
                 block = block.mean(axis=1, keepdims=True)
             y, v = stitcher.push(res_in(block))
-            if v is not None:
-                result.vad_parts.append(v)
+            keep_vad(v)
             y = res_out(y)
             if len(y):
                 y = y[: max(0, n_in - n_out)]
@@ -339,8 +345,7 @@ class Enhancer:
         tail = res_in(np.zeros((0, c_out), np.float32), last=True)
         if len(tail):
             y, v = stitcher.push(tail)
-            if v is not None:
-                result.vad_parts.append(v)
+            keep_vad(v)
             y = res_out(y)
             if len(y):
                 y = y[: n_in - n_out]
@@ -351,8 +356,7 @@ class Enhancer:
                                f"less than one {self.stft_cfg.win_length / self.sample_rate * 1000:.0f} ms "
                                "analysis frame")
         y, v = stitcher.finish()
-        if v is not None:
-            result.vad_parts.append(v)
+        keep_vad(v)
         y = np.concatenate([res_out(y), res_out(np.zeros((0, c_out), np.float32), last=True)])
         y = y[: n_in - n_out]
         if n_out + len(y) < n_in:   # the resampler's last sample(s), if it rounded the length down
@@ -360,8 +364,8 @@ class Enhancer:
         n_out += len(y)
         if len(y):
             yield finish(y)
-        result.vad = (np.concatenate(result.vad_parts) if result.vad_parts else None)
-        result.vad_parts = []
+        result.vad = None if result.vad_rows is None else result.vad_rows.array()
+        result.vad_rows = None
 
     # ---- arrays
     def enhance(self, wave: np.ndarray, sr: int, *, channels: str = "each",

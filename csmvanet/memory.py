@@ -10,12 +10,21 @@ threshold of 2 GiB - 1), so the next segment reuses the same pages: RSS stays at
 segment instead of swinging, and page faults happen once. The setting is process-wide and only
 affects later allocations; the enhancement CLI turns it on, the Python API on request
 (``Enhancer(..., retain_memory=True)``). Elsewhere than glibc (macOS, musl) it does nothing.
+
+:class:`RowStore` keeps what accumulates over a whole file (the VAD probabilities) outside the malloc
+heap. Kept as one small array per segment, those arrays landed in the holes the network's large
+temporary tensors left in the heap, pinned them, and the next segment's tensors needed new memory
+above them: peak RSS rose with the file length (bundled model, 2 s segments: +60 MB over 800
+segments, 27 min of audio, with every segment's input equal in size; flat without the kept arrays).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import resource
+
+import numpy as np
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -45,4 +54,35 @@ def cpu_usage(who: int = resource.RUSAGE_SELF) -> dict:
             "peak_rss_mib": r.ru_maxrss / 1024}
 
 
-__all__ = ["cpu_usage", "retain_freed_memory"]
+class RowStore:
+    """Rows ``[n, C]`` appended over a whole file, held in one anonymous memory map (not in the
+    malloc heap, so it pins no freed memory there) whose capacity doubles when full: a handful of
+    maps for any length, and no allocation per append."""
+
+    def __init__(self, channels: int, dtype=np.float32, rows: int = 4096):
+        self.channels, self.dtype, self.rows = int(channels), np.dtype(dtype), 0
+        self._buf = self._new(max(int(rows), 1))
+
+    def _new(self, rows: int) -> np.ndarray:
+        size = max(rows * self.channels * self.dtype.itemsize, 1)
+        return np.frombuffer(mmap.mmap(-1, size), self.dtype, rows * self.channels).reshape(rows, self.channels)
+
+    def append(self, x: np.ndarray) -> None:
+        x = np.asarray(x, self.dtype).reshape(-1, self.channels)
+        need = self.rows + len(x)
+        if need > len(self._buf):
+            grown = self._new(max(need, 2 * len(self._buf)))
+            grown[:self.rows] = self._buf[:self.rows]
+            self._buf = grown          # the old map is unmapped when its last view goes
+        self._buf[self.rows:need] = x
+        self.rows = need
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def array(self) -> np.ndarray:
+        """A copy of the rows as an ordinary array (``[0, C]`` when none were appended)."""
+        return np.array(self._buf[:self.rows])
+
+
+__all__ = ["RowStore", "cpu_usage", "retain_freed_memory"]

@@ -38,3 +38,42 @@ def test_retained_memory_is_not_faulted_in_again_per_segment():
     plain, retained = _usage(False), _usage(True)
     assert plain["minor_faults"] > 4 * 16384          # > 4 x 64 MiB faulted in: every segment anew
     assert retained["minor_faults"] < plain["minor_faults"] / 4, (plain, retained)
+
+
+def test_streaming_keeps_nothing_per_block_in_the_heap():
+    """What a long stream accumulates (the VAD) goes to one off-heap store, not one small array per
+    block: small arrays kept per block pinned the holes the network's temporary tensors left in the
+    malloc heap, and peak RSS grew with the file length (issue 30 item 6). Python-visible heap
+    memory (tracemalloc: Python objects and numpy data) must not grow by a block's worth per block
+    (torch itself keeps about 90 bytes per chunk of Python objects: 1 chunk per 15 blocks here)."""
+    import gc
+    import tracemalloc
+
+    import numpy as np
+    import torch
+
+    from csmvanet.enhance import Enhancer, StreamResult
+    from csmvanet.nets import build_model
+
+    torch.manual_seed(0)
+    cfg = {"model": {"channels": [8, 16], "num_conformers": 1, "heads": 2, "ff_mult": 2, "conv_kernel": 7}}
+    enh = Enhancer(build_model(cfg), cfg, segment_seconds=0.5, overlap_seconds=0.125)
+    x = (np.random.default_rng(0).standard_normal(16000 * 60) * 0.1).astype(np.float32)
+    used = {}
+
+    def blocks():                                                         # 2400 blocks of 25 ms
+        for k, i in enumerate(range(0, len(x), 400)):
+            if k in (400, 2200):
+                gc.collect()
+                used[k] = tracemalloc.get_traced_memory()[0]
+            yield x[i:i + 400, None]
+
+    res = StreamResult()
+    tracemalloc.start()
+    try:
+        for _ in enh.enhance_stream(blocks(), 16000, result=res):
+            pass
+    finally:
+        tracemalloc.stop()
+    assert res.vad.shape == (len(x) // 100 + 1, 1)                       # the VAD of the whole stream is all there
+    assert used[2200] - used[400] < 64 * 1024, used                      # 1800 blocks: under 37 bytes each
