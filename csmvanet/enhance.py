@@ -86,6 +86,7 @@ from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
 from csmvanet.memory import RowStore
+from csmvanet.output_level import bound_quiet, snr_limit_mix
 from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
                                   snr_limit_value)
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
@@ -95,22 +96,6 @@ DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
-
-
-def snr_limit_mix(enhanced: np.ndarray, noisy: np.ndarray, snr_limit: float) -> float:
-    """The share ``m`` of the input to keep so that ``(1 - m) x enhanced + m x noisy`` is no cleaner
-    than ``snr_limit`` dB, measured against the model's own estimate: with ``e = enhanced`` as the
-    speech and ``noisy - e`` as the noise it removed, the input's estimated SNR is
-    ``s = 10 log10(|e|^2 / |noisy - e|^2)`` and the output ``e + m (noisy - e)`` has ``s - 20 log10(m)``,
-    so ``m = 10^((s - snr_limit) / 20)``: an input already at or above the limit is kept as it is
-    (``m = 1``), a noisier one is enhanced up to the limit. 0 where nothing was removed or ``e`` is
-    silent."""
-    removed = float(np.sum(np.square(noisy - enhanced, dtype=np.float64)))
-    speech = float(np.sum(np.square(enhanced, dtype=np.float64)))
-    if removed <= 0.0 or speech <= 0.0:
-        return 0.0
-    est = 10.0 * np.log10(speech / removed)
-    return float(10.0 ** ((est - snr_limit) / 20.0)) if est < snr_limit else 1.0
 
 
 def _unit_interval(value, name: str) -> float:
@@ -178,9 +163,7 @@ class Enhancer:
         self.set_snr_limit(snr_limit if snr_limit is not None else chosen.get("snr_limit"))
         if segment_seconds is None:   # the chunking stored with the model, else 8 s / 1 s
             segment_seconds = chosen.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
-            if overlap_seconds is None:
-                overlap_seconds = chosen.get("overlap_seconds")
-        self.set_chunking(segment_seconds, DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
+        self.set_chunking(segment_seconds, overlap_seconds, chosen.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS))
 
     # ---- construction
     @classmethod
@@ -232,13 +215,18 @@ class Enhancer:
         clean input. None or ``inf``: no limit."""
         self.snr_limit = snr_limit_value(snr_limit)
 
-    def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
-        """Segment and overlap lengths (rounded to the hop grid)."""
+    def set_chunking(self, segment_seconds: float, overlap_seconds: float | None = None,
+                     default_overlap: float = DEFAULT_OVERLAP_SECONDS) -> None:
+        """Segment and overlap lengths (rounded to the hop grid). ``overlap_seconds=None`` (not given):
+        ``default_overlap`` (the model's stored overlap, else 1 s), at most half the segment (whole
+        hops); an overlap given must fit."""
         hop = self.stft_cfg.hop_length
         seg = int(round(segment_seconds * self.sample_rate / hop)) * hop
-        ov = int(round(overlap_seconds * self.sample_rate / hop)) * hop
         if seg < self.stft_cfg.win_length or seg < 2 * hop:
             raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT frame")
+        if overlap_seconds is None:
+            overlap_seconds = min(float(default_overlap), seg // (2 * hop) * hop / self.sample_rate)
+        ov = int(round(overlap_seconds * self.sample_rate / hop)) * hop
         if ov < 0 or 2 * ov > seg:
             raise ValueError(f"overlap_seconds={overlap_seconds} must be between 0 and half of "
                              f"segment_seconds={segment_seconds}")
@@ -265,6 +253,7 @@ class Enhancer:
                 mix = max(mix, snr_limit_mix(wave, x[:n], self.snr_limit))
             if mix:
                 wave = (1.0 - mix) * wave + mix * x[:n]
+            wave = bound_quiet(wave, x[:n])      # near-silent input: output never louder (output_level)
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
         return wave, vad
