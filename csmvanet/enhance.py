@@ -133,10 +133,11 @@ class Enhancer:
                  input_mix: float | None = None, snr_limit: float | None = None):
         import torch
 
-        if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory)
-            from csmvanet.memory import retain_freed_memory
+        self.heap = None
+        if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory),
+            from csmvanet.memory import HeapGuard  # and keep heap fragmentation from adding up over a file
 
-            retain_freed_memory()
+            self.heap = HeapGuard()
 
         from csmvanet.runners import make_runner
 
@@ -256,6 +257,8 @@ class Enhancer:
             wave = bound_quiet(wave, x[:n])      # near-silent input: output never louder (output_level)
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
+        if self.heap is not None:
+            self.heap.check()
         return wave, vad
 
     # ---- streaming core

@@ -1,5 +1,6 @@
 """csmvanet.memory: segments reuse freed memory instead of faulting it in from the kernel each time."""
 import json
+import os
 import subprocess
 import sys
 
@@ -77,3 +78,30 @@ def test_streaming_keeps_nothing_per_block_in_the_heap():
         tracemalloc.stop()
     assert res.vad.shape == (len(x) // 100 + 1, 1)                       # the VAD of the whole stream is all there
     assert used[2200] - used[400] < 64 * 1024, used                      # 1800 blocks: under 37 bytes each
+
+
+_GUARD_CHILD = r"""
+import json
+import numpy as np
+from csmvanet.memory import HeapGuard
+g = HeapGuard(settle=1, margin=0.05)
+g.check()                                          # the baseline
+base = g.rss()
+x = np.ones(64 << 18, np.float32)                  # 64 MiB from the heap, touched, then freed: kept
+del x
+kept = g.rss()
+g.check()
+print(json.dumps({"base": base, "kept": kept, "after": g.rss(), "trims": g.trims}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim: Linux only")
+def test_heap_guard_returns_freed_memory_once_rss_grows_past_the_baseline():
+    """Fragmentation made RSS rise in steps over a long file (issue 30 item 6): the guard trims the
+    heap when RSS exceeds its baseline by 5 %, so growth does not add up."""
+    p = subprocess.run([sys.executable, "-c", _GUARD_CHILD], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert (r["kept"] - r["base"]) * page > 60 << 20, r          # retained: freed memory still resident
+    assert r["trims"] == 1 and (r["kept"] - r["after"]) * page > 60 << 20, r
