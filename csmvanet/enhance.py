@@ -18,7 +18,8 @@ Models
 
 Chunked overlap-add
     The model runs on segments of ``segment_seconds`` (default 8 s; at least the 2 s training
-    segments) that overlap by ``overlap_seconds`` (default 1 s). Segment starts lie on the STFT hop
+    segments) that overlap by ``overlap_seconds`` (not given: the model's stored overlap, else 1 s, at
+    most half the segment). Segment starts lie on the STFT hop
     grid, so every segment's frames are frames of the whole file's STFT. Neighbours are cross-faded
     over the overlap with raised-cosine (Hann) ramps ``f`` and ``1 - f``, which sum to one exactly;
     the VAD probabilities are cross-faded with the same weights taken at the frame centres. In a
@@ -45,7 +46,8 @@ Bounded memory
     VHQ filter as :func:`csmvanet.audio.resample` and sample-identical to it), enhanced chunk by
     chunk, resampled back and written in blocks to a temporary file that is renamed when complete.
     At any time only about one segment of audio is held, whatever the file length. Only the VAD
-    probabilities (100 floats per second at 16 kHz) are kept for the whole file. The stitcher's
+    probabilities (100 floats per second at 16 kHz) are kept for the whole file, off the malloc heap
+    (:class:`csmvanet.memory.RowStore`; HeapGuard bounds heap fragmentation). The stitcher's
     input and output buffers are allocated once and reused for every segment; with
     ``retain_memory=True`` (csmvanet-enhance sets it) the network's own large tensors reuse the
     previous segment's memory too instead of being faulted in from the kernel again
@@ -70,6 +72,10 @@ Peak handling (no clipping)
     network and the output multiplied by it after the limiter, so the level is kept rather than
     squashed by the limiter; a file output must then be ``FLOAT`` (PCM cannot hold it: refused
     with a message). Float files are read twice for this (once for the peak).
+
+Quiet input
+    A chunk whose input RMS is below -60 dBFS never comes out louder than it went in (peak or RMS):
+    all-zero input gives all-zero output (:func:`csmvanet.output_level.bound_quiet`).
 """
 from __future__ import annotations
 
@@ -85,7 +91,7 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
-from csmvanet.memory import RowStore
+from csmvanet.memory import HeapGuard, RowStore
 from csmvanet.output_level import bound_quiet, snr_limit_mix
 from csmvanet.model_files import (CHECKPOINT_ORDER, load_model_files, model_with_weights, pack_model, resolve_model,
                                   snr_limit_value)
@@ -133,11 +139,8 @@ class Enhancer:
                  input_mix: float | None = None, snr_limit: float | None = None):
         import torch
 
-        self.heap = None
-        if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory),
-            from csmvanet.memory import HeapGuard  # and keep heap fragmentation from adding up over a file
-
-            self.heap = HeapGuard()
+        # retain_memory: freed memory reused by the next segment (process-wide), fragmentation bounded
+        self.heap = HeapGuard() if retain_memory else None
 
         from csmvanet.runners import make_runner
 

@@ -12,10 +12,11 @@ affects later allocations; the enhancement CLI turns it on, the Python API on re
 (``Enhancer(..., retain_memory=True)``). Elsewhere than glibc (macOS, musl) it does nothing.
 
 :class:`RowStore` keeps what accumulates over a whole file (the VAD probabilities) outside the malloc
-heap. Kept as one small array per segment, those arrays landed in the holes the network's large
+heap. Kept as one small array per read block, those arrays landed in the holes the network's large
 temporary tensors left in the heap, pinned them, and the next segment's tensors needed new memory
-above them: peak RSS rose with the file length (bundled model, 2 s segments: +60 MB over 800
-segments, 27 min of audio, with every segment's input equal in size; flat without the kept arrays).
+above them: peak RSS rose with the file length (bundled model, 2 s segments, one small array kept
+per segment: +60 MB over 800 segments, about 23 min of audio; flat without the kept arrays).
+:class:`HeapGuard` bounds what fragmentation by other buffers that outlive a segment can still add.
 """
 from __future__ import annotations
 
