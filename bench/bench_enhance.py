@@ -8,6 +8,7 @@ Run by hand (not a unit test)::
     tools/venv/bin/python bench/bench_enhance.py --only seams --seam_seconds 20
     tools/venv/bin/python bench/bench_enhance.py --only backends               # RTF table of every backend
     tools/venv/bin/python bench/bench_enhance.py --only long --long_seconds 3600   # user vs sys time
+    tools/venv/bin/python bench/bench_enhance.py --only curve --memory_threads 1   # peak RSS: 1 min ... 3 h
 
 Every measurement uses the config given (default: the paper's, egs/voicebank/conf/train.yaml) with
 random weights (seed 0), on speech-like audio from csmvanet.synthetic mixed with babble noise.
@@ -29,6 +30,10 @@ long    A ``--long_seconds`` file (default 600 s; the issue's figure is for 3600
         them, ``--backend`` for another backend), each in a fresh subprocess:
         user and system CPU seconds (getrusage, as /usr/bin/time -v reports them), system share,
         minor page faults, peak RSS, RTF.
+curve   Peak RSS of ``csmvanet-enhance`` (``--model``, default the bundled model) on files of
+        ``--curve_minutes`` (default 1, 10, 60 and 180 minutes) with ``--memory_threads`` threads, each
+        in a fresh process (os.wait4: that process's ru_maxrss); the files (speech-like + babble, 16 kHz
+        PCM_16) are written to a temporary folder one at a time (3 h: 346 MB in, 346 MB out).
 seams   Chunked vs whole-file output of the same model on a ``--seam_seconds`` input (default 20 s;
         the whole-file pass needs memory quadratic in the length): SI-SDR (dB) for a grid of
         segment/overlap settings, and the same for the frame VAD (max abs difference).
@@ -238,6 +243,32 @@ def bench_long(args, tmp: Path) -> None:
     wav.unlink()
 
 
+def bench_curve(args, tmp: Path) -> None:
+    rows = []
+    for minutes in args.curve_minutes:
+        wav, out = tmp / f"curve{minutes:g}.wav", tmp / "curve_out"
+        _write_long(wav, minutes * 60.0)
+        cmd = [sys.executable, "-m", "csmvanet.bin.enhance", str(wav), "--output_dir", str(out), "--no_progress",
+               "--num_threads", str(args.memory_threads)] + (["--model", args.model] if args.model else [])
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={
+            **os.environ, "OMP_NUM_THREADS": str(args.memory_threads), "MKL_NUM_THREADS": str(args.memory_threads)})
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wav.unlink()
+        if proc.returncode != 0:
+            sys.exit(f"csmvanet-enhance failed: {' '.join(cmd)}\n{err}")
+        for f in out.iterdir():
+            f.unlink()
+        rows.append((minutes, usage.ru_maxrss / 1024, time.perf_counter() - t))
+        print(f"  {minutes:6g} min: peak RSS {rows[-1][1]:7.1f} MiB, {rows[-1][2]:7.1f} s "
+              f"(RTF {rows[-1][2] / (60 * minutes):.3f})", flush=True)
+    if len(rows) > 1:
+        (m0, r0, _), (m1, r1, _) = rows[0], rows[-1]
+        print(f"  {m1:g} min vs {m0:g} min: {r1 - r0:+.1f} MiB ({(r1 - r0) / (m1 - m0):+.3f} MiB per minute of audio)")
+
+
 def bench_seams(args) -> None:
     import torch
 
@@ -280,14 +311,16 @@ def header(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(PAPER_CONFIG))
-    p.add_argument("--only", choices=("memory", "rtf", "seams", "backends", "long"), action="append", default=None,
-                   help="default: memory, rtf, seams, backends (long: on request)")
+    p.add_argument("--only", choices=("memory", "rtf", "seams", "backends", "long", "curve"), action="append",
+                   default=None, help="default: memory, rtf, seams, backends (long, curve: on request)")
     p.add_argument("--backends", nargs="+", default=None, help="backends for --only backends (default: all)")
     p.add_argument("--backend", default="torch", help="backend of --only long (default torch)")
     p.add_argument("--long_retain", choices=("both", "off", "on"), default="both",
                    help="--only long: without retain_memory (off), with it (on) or both")
     p.add_argument("--retain_memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--long_seconds", type=float, default=600.0)
+    p.add_argument("--curve_minutes", type=float, nargs="+", default=[1, 10, 60, 180])
+    p.add_argument("--model", default=None, help="--only curve: csmvanet-enhance --model (default: the bundled one)")
     p.add_argument("--short_seconds", type=float, default=10.0)
     p.add_argument("--memory_threads", type=int, default=2)
     p.add_argument("--rtf_seconds", type=float, default=30.0)
@@ -321,6 +354,10 @@ def main() -> None:
             print(f"long: {args.long_seconds:g} s file, {args.memory_threads} thread(s), backend {args.backend}, "
                   "user vs sys time")
             bench_long(args, Path(tmp))
+        if "curve" in todo:
+            print(f"curve: peak RSS of csmvanet-enhance ({args.model or 'bundled model'}), {args.memory_threads} "
+                  "thread(s), files of " + ", ".join(f"{m:g}" for m in args.curve_minutes) + " min")
+            bench_curve(args, Path(tmp))
         if "memory" in todo:
             print(f"memory: {args.long_seconds:g} s vs {args.short_seconds:g} s file, {args.memory_threads} thread(s)")
             bench_memory(args, Path(tmp))

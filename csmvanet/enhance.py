@@ -18,7 +18,8 @@ Models
 
 Chunked overlap-add
     The model runs on segments of ``segment_seconds`` (default 8 s; at least the 2 s training
-    segments) that overlap by ``overlap_seconds`` (default 1 s). Segment starts lie on the STFT hop
+    segments) that overlap by ``overlap_seconds`` (not given: the model's stored overlap, else 1 s, at
+    most half the segment). Segment starts lie on the STFT hop
     grid, so every segment's frames are frames of the whole file's STFT. Neighbours are cross-faded
     over the overlap with raised-cosine (Hann) ramps ``f`` and ``1 - f``, which sum to one exactly;
     the VAD probabilities are cross-faded with the same weights taken at the frame centres. In a
@@ -45,7 +46,8 @@ Bounded memory
     VHQ filter as :func:`csmvanet.audio.resample` and sample-identical to it), enhanced chunk by
     chunk, resampled back and written in blocks to a temporary file that is renamed when complete.
     At any time only about one segment of audio is held, whatever the file length. Only the VAD
-    probabilities (100 floats per second at 16 kHz) are kept for the whole file. The stitcher's
+    probabilities (100 floats per second at 16 kHz) are kept for the whole file, off the malloc heap
+    (:class:`csmvanet.memory.RowStore`; HeapGuard bounds heap fragmentation). The stitcher's
     input and output buffers are allocated once and reused for every segment; with
     ``retain_memory=True`` (csmvanet-enhance sets it) the network's own large tensors reuse the
     previous segment's memory too instead of being faulted in from the kernel again
@@ -70,6 +72,10 @@ Peak handling (no clipping)
     network and the output multiplied by it after the limiter, so the level is kept rather than
     squashed by the limiter; a file output must then be ``FLOAT`` (PCM cannot hold it: refused
     with a message). Float files are read twice for this (once for the peak).
+
+Quiet input
+    A chunk whose input RMS is below -60 dBFS never comes out louder than it went in (peak or RMS):
+    all-zero input gives all-zero output (:func:`csmvanet.output_level.bound_quiet`).
 """
 from __future__ import annotations
 
@@ -85,7 +91,9 @@ import soundfile as sf
 from csmvanet.audio import AudioError, _is_ark_entry, check_complete, read_audio, unreadable_error
 from csmvanet.errors import EnhanceError, ModelFileError, last_line
 from csmvanet.fileio import atomic_path
+from csmvanet.memory import HeapGuard, RowStore
 from csmvanet.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, resolve_model, snr_limit_value
+from csmvanet.output_level import bound_quiet, snr_limit_mix
 from csmvanet.packing import pack_model
 from csmvanet.stitch import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.uttaudio import UttAudio, read_utterance
@@ -94,22 +102,6 @@ DEFAULT_SEGMENT_SECONDS = 8.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
-
-
-def snr_limit_mix(enhanced: np.ndarray, noisy: np.ndarray, snr_limit: float) -> float:
-    """The share ``m`` of the input to keep so that ``(1 - m) x enhanced + m x noisy`` is no cleaner
-    than ``snr_limit`` dB, measured against the model's own estimate: with ``e = enhanced`` as the
-    speech and ``noisy - e`` as the noise it removed, the input's estimated SNR is
-    ``s = 10 log10(|e|^2 / |noisy - e|^2)`` and the output ``e + m (noisy - e)`` has ``s - 20 log10(m)``,
-    so ``m = 10^((s - snr_limit) / 20)``: an input already at or above the limit is kept as it is
-    (``m = 1``), a noisier one is enhanced up to the limit. 0 where nothing was removed or ``e`` is
-    silent."""
-    removed = float(np.sum(np.square(noisy - enhanced, dtype=np.float64)))
-    speech = float(np.sum(np.square(enhanced, dtype=np.float64)))
-    if removed <= 0.0 or speech <= 0.0:
-        return 0.0
-    est = 10.0 * np.log10(speech / removed)
-    return float(10.0 ** ((est - snr_limit) / 20.0)) if est < snr_limit else 1.0
 
 
 def _unit_interval(value, name: str) -> float:
@@ -134,7 +126,7 @@ class StreamResult:
     sample_rate: int = 0
     channels: int = 0              # input channels
     vad: np.ndarray | None = None  # [T, C] (C = 1 for channels="mix"), model frame rate
-    vad_parts: list = field(default_factory=list, repr=False)
+    vad_rows: RowStore | None = field(default=None, repr=False)   # the VAD while streaming (csmvanet.memory)
 
 
 class Enhancer:
@@ -147,10 +139,8 @@ class Enhancer:
                  input_mix: float | None = None, snr_limit: float | None = None):
         import torch
 
-        if retain_memory:       # reuse freed memory for the next segment (process-wide; csmvanet.memory)
-            from csmvanet.memory import retain_freed_memory
-
-            retain_freed_memory()
+        # retain_memory: freed memory reused by the next segment (process-wide), fragmentation bounded
+        self.heap = HeapGuard() if retain_memory else None
 
         from csmvanet.runners import make_runner
 
@@ -177,9 +167,7 @@ class Enhancer:
         self.set_snr_limit(snr_limit if snr_limit is not None else chosen.get("snr_limit"))
         if segment_seconds is None:   # the chunking stored with the model, else 8 s / 1 s
             segment_seconds = chosen.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
-            if overlap_seconds is None:
-                overlap_seconds = chosen.get("overlap_seconds")
-        self.set_chunking(segment_seconds, DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
+        self.set_chunking(segment_seconds, overlap_seconds, chosen.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS))
 
     # ---- construction
     @classmethod
@@ -231,13 +219,18 @@ class Enhancer:
         clean input. None or ``inf``: no limit."""
         self.snr_limit = snr_limit_value(snr_limit)
 
-    def set_chunking(self, segment_seconds: float, overlap_seconds: float) -> None:
-        """Segment and overlap lengths (rounded to the hop grid)."""
+    def set_chunking(self, segment_seconds: float, overlap_seconds: float | None = None,
+                     default_overlap: float = DEFAULT_OVERLAP_SECONDS) -> None:
+        """Segment and overlap lengths (rounded to the hop grid). ``overlap_seconds=None`` (not given):
+        ``default_overlap`` (the model's stored overlap, else 1 s), at most half the segment (whole
+        hops); an overlap given must fit."""
         hop = self.stft_cfg.hop_length
         seg = int(round(segment_seconds * self.sample_rate / hop)) * hop
-        ov = int(round(overlap_seconds * self.sample_rate / hop)) * hop
         if seg < self.stft_cfg.win_length or seg < 2 * hop:
             raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT frame")
+        if overlap_seconds is None:
+            overlap_seconds = min(float(default_overlap), seg // (2 * hop) * hop / self.sample_rate)
+        ov = int(round(overlap_seconds * self.sample_rate / hop)) * hop
         if ov < 0 or 2 * ov > seg:
             raise ValueError(f"overlap_seconds={overlap_seconds} must be between 0 and half of "
                              f"segment_seconds={segment_seconds}")
@@ -264,8 +257,11 @@ class Enhancer:
                 mix = max(mix, snr_limit_mix(wave, x[:n], self.snr_limit))
             if mix:
                 wave = (1.0 - mix) * wave + mix * x[:n]
+            wave = bound_quiet(wave, x[:n])      # near-silent input: output never louder (output_level)
             vad = out.get("vad")
             vad = None if vad is None else vad.float().cpu().numpy().T[:n // self.stft_cfg.hop_length + 1]
+        if self.heap is not None:
+            self.heap.check()
         return wave, vad
 
     # ---- streaming core
@@ -286,6 +282,12 @@ class Enhancer:
             raise EnhanceError(f"{name}: invalid sample rate {sr!r}")
         result = result if result is not None else StreamResult()
         result.sample_rate = int(sr)
+
+        def keep_vad(v) -> None:   # one off-heap store, not an array per chunk (csmvanet.memory.RowStore)
+            if v is not None:
+                if result.vad_rows is None:
+                    result.vad_rows = RowStore(v.shape[1])
+                result.vad_rows.append(v)
 
         def finish(y: np.ndarray) -> np.ndarray:   # limiter at the network's level, then the input's level back
             y = soft_limit(y) if limit else y
@@ -326,8 +328,7 @@ class Enhancer:
             if c_out == 1 and c_in > 1:
                 block = block.mean(axis=1, keepdims=True)
             y, v = stitcher.push(res_in(block))
-            if v is not None:
-                result.vad_parts.append(v)
+            keep_vad(v)
             y = res_out(y)
             if len(y):
                 y = y[: max(0, n_in - n_out)]
@@ -339,8 +340,7 @@ class Enhancer:
         tail = res_in(np.zeros((0, c_out), np.float32), last=True)
         if len(tail):
             y, v = stitcher.push(tail)
-            if v is not None:
-                result.vad_parts.append(v)
+            keep_vad(v)
             y = res_out(y)
             if len(y):
                 y = y[: n_in - n_out]
@@ -351,8 +351,7 @@ class Enhancer:
                                f"less than one {self.stft_cfg.win_length / self.sample_rate * 1000:.0f} ms "
                                "analysis frame")
         y, v = stitcher.finish()
-        if v is not None:
-            result.vad_parts.append(v)
+        keep_vad(v)
         y = np.concatenate([res_out(y), res_out(np.zeros((0, c_out), np.float32), last=True)])
         y = y[: n_in - n_out]
         if n_out + len(y) < n_in:   # the resampler's last sample(s), if it rounded the length down
@@ -360,8 +359,8 @@ class Enhancer:
         n_out += len(y)
         if len(y):
             yield finish(y)
-        result.vad = (np.concatenate(result.vad_parts) if result.vad_parts else None)
-        result.vad_parts = []
+        result.vad = None if result.vad_rows is None else result.vad_rows.array()
+        result.vad_rows = None
 
     # ---- arrays
     def enhance(self, wave: np.ndarray, sr: int, *, channels: str = "each",

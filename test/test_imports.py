@@ -20,7 +20,7 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
                 "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
-                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs"]),
+                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs", "csmvanet.output_level"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
               "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),

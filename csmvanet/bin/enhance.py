@@ -145,9 +145,10 @@ def _main(argv=None) -> int:
                         "dB; none: no limit; default: the model's, else none")
     p.add_argument("--min_speech", type=float, default=0.25, help="drop speech segments shorter (s)")
     p.add_argument("--min_silence", type=float, default=0.1, help="bridge pauses shorter (s)")
-    p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None, help="segment length (default 8)")
+    p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None,
+                   help="segment length (default: the model's, else 8)")
     p.add_argument("--overlap_seconds", type=_seconds(positive=False), default=None,
-                   help="overlap of segments (default 1)")
+                   help="overlap of segments (default: the model's, else 1; at most half the segment)")
     p.add_argument("--channels", choices=("each", "mix", "error"), default="each",
                    help="multi-channel input: enhance each channel / average to mono / refuse")
     p.add_argument("--output_format", choices=("wav", "flac"), default=None)
