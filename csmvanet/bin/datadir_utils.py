@@ -49,10 +49,12 @@ def _validate(argv):
     _opt(p, "fs", type=int, help="expected sample rate of every audio entry")
     _opt(p, "no-audio-check", action="store_true", help="do not read the audio (existence still checked)")
     _opt(p, "check-pipes", action="store_true", help="run the `cmd |` entries to check them")
-    _opt(p, "require", default="wav.scp", help='files that must exist (default "wav.scp")')
+    _opt(p, "require", default="wav.scp utt2spk spk2utt",
+         help='files that must exist (default "wav.scp utt2spk spk2utt", as Kaldi)')
     _opt(p, "stft-config", help="training config whose stft: section defines the VAD frames")
     _opt(p, "no-wav", action="store_true", help="(Kaldi) wav.scp is not required")
-    for flag in ("no-feats", "no-text", "no-spk-sort", "non-print"):
+    _opt(p, "no-spk-sort", action="store_true", help="(Kaldi) utt2spk need not be sorted by speaker too")
+    for flag in ("no-feats", "no-text", "non-print"):
         _opt(p, flag, action="store_true", help="(Kaldi) accepted; nothing of ours needs it")
     p.add_argument("data_dir")
     a = p.parse_args(argv)
@@ -66,7 +68,7 @@ def _validate(argv):
         cfg = STFTConfig.from_dict(load_config(a.stft_config).get("stft"))
     required = [f for f in a.require.split() if not (a.no_wav and f == "wav.scp")]
     res = validate_data_dir(a.data_dir, fs=a.fs, check_audio=not a.no_audio_check, check_pipes=a.check_pipes,
-                            stft_cfg=cfg, required=required)
+                            stft_cfg=cfg, required=required, spk_sort=not a.no_spk_sort)
     for n in res.notices:
         print(f"validate_data_dir: notice: {n}", file=sys.stderr)
     if res.ok:
@@ -165,7 +167,7 @@ def _split_scp(argv):
     inp = Path(args[0])
     if not inp.is_file():
         raise DataDirError(f"{inp}: no such file")
-    lines = [ln for ln in inp.read_text().splitlines(keepends=True) if ln.strip()]
+    lines = [ln for ln in inp.read_text(errors="surrogateescape").splitlines(keepends=True) if ln.strip()]
     lines = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
     keys = [ln.split()[0] for ln in lines]
     if len(set(keys)) != len(keys) and utt2spk_file:
@@ -277,6 +279,9 @@ TOOLS = {"validate": _validate, "fix": _fix, "split_data": _split_data, "split_s
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # ids and paths that are not UTF-8 are printed as their bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     if not argv or argv[0] not in TOOLS:
         print(f"usage: python -m csmvanet.bin.datadir_utils {{{','.join(TOOLS)}}} args...", file=sys.stderr)
         return 1
