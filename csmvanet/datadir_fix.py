@@ -19,6 +19,7 @@ from typing import Iterable
 
 from csmvanet.datadir import (DataDirError, _scan, per_recording_files, per_speaker_files, per_utterance_files,
                               raw_lines)
+from csmvanet.datadir_durations import positive_number
 from csmvanet.datadir_ops import Tables, _file_texts
 from csmvanet.fileio import atomic_write_text
 
@@ -60,13 +61,6 @@ def _lenient(path: Path, reasons: list[str]) -> dict[str, str]:
 def _read(path: Path) -> str:
     with open(path, errors="surrogateescape", newline="\n") as f:
         return f.read()
-
-
-def _positive(value: str) -> bool:
-    try:
-        return len(value.split()) == 1 and float(value) > 0
-    except ValueError:
-        return False
 
 
 def _next_backup(d: Path) -> Path:
@@ -111,7 +105,7 @@ def fix_data_dir(data_dir: str | Path, *, backup: bool = True, utt_extra_files: 
                            f"'{sorted(lacking)[0]}'")
         keep &= table.keys()
     for name in ("utt2dur", "utt2num_frames"):  # Kaldi keeps an utterance only with a positive value
-        bad = {u for u in keep if not _positive(t.utt.get(name, {}).get(u, "1"))}
+        bad = {u for u in keep if not positive_number(t.utt.get(name, {}).get(u, "1"))}
         if bad:
             reasons.append(f"{d / name}: {len(bad)} utterance(s) without one positive number, e.g. "
                            f"'{sorted(bad)[0]}'")

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 from csmvanet.datadir import (COPIED_FILES, DataDirError, _scan, c_order, per_recording_files, per_speaker_files,
                               per_utterance_files, raw_lines, read_scp, read_segments, utt2spk_to_spk2utt,
                               write_scp)
+from csmvanet.datadir_durations import durations_without_segments
 from csmvanet.keys import RULE, key_problem
 
 
@@ -372,33 +373,6 @@ def copy_data_dir(src: str | Path, dest: str | Path, *, utt_prefix: str = "", ut
     return out.num_utts()
 
 
-def _durations(t: Tables) -> dict[str, str]:
-    """Seconds of each utterance of a dir without segments: utt2dur's value when it is a positive
-    number, else the length in wav.scp's header (what Kaldi's get_utt2dur.sh gives)."""
-    from csmvanet.audio import AudioError, audio_info
-
-    have = t.utt.get("utt2dur", {})
-    out: dict[str, str] = {}
-    for u in t.utterances():
-        try:
-            if float(have.get(u, "x").split()[0]) > 0 and len(have[u].split()) == 1:
-                out[u] = have[u]
-                continue
-        except ValueError:
-            pass
-        wav = t.utt.get("wav.scp", {}).get(u)
-        if wav is None:
-            raise DataDirError(f"{t.path / 'wav.scp'}: key '{u}' is missing: cannot make its segment "
-                               "(no utt2dur either); nothing written")
-        try:
-            sr, frames, _ = audio_info(wav)
-        except AudioError as e:
-            raise DataDirError(f"{t.path / 'wav.scp'}: key '{u}': {e} (needed for its duration in "
-                               "segments); nothing written") from None
-        out[u] = repr(frames / sr)
-    return out
-
-
 def combine_data(dest: str | Path, srcs: Sequence[str | Path], extra: Iterable[str] = ()) -> tuple[int, list[str]]:
     """Combine data dirs into ``dest`` (replaced). A file is combined when every source has it
     (segments and utt2uniq are made where missing, as Kaldi does: ``utt utt 0 <duration>`` and
@@ -416,7 +390,9 @@ def combine_data(dest: str | Path, srcs: Sequence[str | Path], extra: Iterable[s
     if any(t.has_segments for t in tabs):
         for t in tabs:
             if not t.has_segments:
-                t.utt["segments"] = {u: f"{u} 0 {dur}" for u, dur in _durations(t).items()}
+                durs = durations_without_segments(t.path, t.utterances(), t.utt.get("utt2dur", {}),
+                                                  t.utt.get("wav.scp", {}))
+                t.utt["segments"] = {u: f"{u} 0 {dur}" for u, dur in durs.items()}
                 for name in [n for n in t.utt if n in {n2 for t2 in tabs for n2 in t2.reco}]:
                     t.reco[name] = t.utt.pop(name)
     if any("utt2uniq" in t.utt for t in tabs):

@@ -1,5 +1,6 @@
 """The logic behind utils/{validate_data_dir,fix_data_dir,split_data,subset_data_dir,copy_data_dir,
-combine_data}.sh and utils/split_scp.pl, with Kaldi's options:
+combine_data}.sh, utils/split_scp.pl and utils/data/{perturb_data_dir_speed,get_utt2dur,
+resample_data_dir}.sh, with Kaldi's options:
 
     python -m csmvanet.bin.datadir_utils <tool> [options] args...
 
@@ -270,11 +271,74 @@ def _combine(argv):
     return 0
 
 
+def _pipe_tool() -> str:
+    import shlex
+
+    return f"{shlex.quote(sys.executable)} -m csmvanet.bin.audio_pipe"
+
+
+def _perturb_speed(argv):
+    from csmvanet.datadir_perturb import perturb_speed
+
+    p = _Parser(prog="perturb_data_dir_speed.sh", description="Speed-perturbed copy of a data dir (Kaldi's "
+                "interface; audio read through csmvanet.bin.audio_pipe --speed pipes).")
+    _opt(p, "include-spk-prefix", type=_bool, default=True, help="(Kaldi) sp<F>- prefixes (true) or "
+         "-sp<F> suffixes on utterance ids (false)")
+    p.add_argument("factor")
+    p.add_argument("src")
+    p.add_argument("dest")
+    a = p.parse_args(argv)
+    n, notices = perturb_speed(a.src, a.dest, a.factor, _pipe_tool(), include_spk_prefix=a.include_spk_prefix)
+    for line in notices:
+        print(f"perturb_data_dir_speed.sh: {line}")
+    print(f"perturb_data_dir_speed.sh: generated speed-perturbed version of data in {a.src}, in {a.dest} "
+          f"({n} utterances)")
+    return 0
+
+
+def _utt2dur(argv):
+    from csmvanet.datadir import read_scp, write_scp
+    from csmvanet.datadir_durations import compute_utt2dur
+
+    p = _Parser(prog="get_utt2dur.sh", description="Write data/x/utt2dur (Kaldi's get_utt2dur.sh).")
+    _opt(p, "frame-shift", type=float, default=0.01, help="(Kaldi) seconds per frame for utt2num_frames")
+    for o in ("nj", "cmd", "read-entire-file"):
+        _opt(p, o, default=None, help="(Kaldi) accepted; headers are read in this process")
+    p.add_argument("data_dir")
+    a = p.parse_args(argv)
+    d = Path(a.data_dir)
+    if (d / "utt2dur").is_file() and (d / "utt2spk").is_file() and \
+            len(read_scp(d / "utt2dur")) == len(read_scp(d / "utt2spk")) > 0:
+        print(f"get_utt2dur.sh: {d / 'utt2dur'} already exists with the expected length; not recomputed")
+        return 0
+    durs, where = compute_utt2dur(d, a.frame_shift)
+    write_scp(d / "utt2dur", durs)
+    print(f"get_utt2dur.sh: computed {d / 'utt2dur'} from {where} ({len(durs)} utterances)")
+    return 0
+
+
+def _resample(argv):
+    from csmvanet.datadir_perturb import resample_in_place
+
+    p = _Parser(prog="resample_data_dir.sh", description="Read every audio list of a data dir through a "
+                "resampling pipe (Kaldi's resample_data_dir.sh; csmvanet.bin.audio_pipe --rate).")
+    p.add_argument("freq")
+    p.add_argument("data_dir")
+    a = p.parse_args(argv)
+    rate = _positive(p, a.freq, "the sample rate")
+    for line in resample_in_place(a.data_dir, rate, _pipe_tool()):
+        print(f"resample_data_dir.sh: {line}")
+    print(f"resample_data_dir.sh: {a.data_dir}: audio lists now read at {rate} Hz")
+    return 0
+
+
 NAMES = {"validate": "validate_data_dir.sh", "fix": "fix_data_dir.sh", "split_data": "split_data.sh",
          "split_scp": "split_scp.pl", "subset": "subset_data_dir.sh", "copy": "copy_data_dir.sh",
-         "combine": "combine_data.sh"}
+         "combine": "combine_data.sh", "perturb_speed": "perturb_data_dir_speed.sh",
+         "utt2dur": "get_utt2dur.sh", "resample": "resample_data_dir.sh"}
 TOOLS = {"validate": _validate, "fix": _fix, "split_data": _split_data, "split_scp": _split_scp,
-         "subset": _subset, "copy": _copy, "combine": _combine}
+         "subset": _subset, "copy": _copy, "combine": _combine, "perturb_speed": _perturb_speed,
+         "utt2dur": _utt2dur, "resample": _resample}
 
 
 def main(argv=None) -> int:
