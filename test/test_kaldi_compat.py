@@ -316,3 +316,64 @@ def test_made_folders_have_the_umasks_mode(tmp_path, umask, mode):
     assert r.returncode == 0, r.stderr
     for p in ("b", "sub", "c", "a/data/split2", "a/data/split2/1", "a/data/split2/2"):
         assert stat.S_IMODE((tmp_path / p).stat().st_mode) == mode, p
+
+
+# ---------------------------------------------------------------- 3. utils/data: Kaldi's interfaces
+def test_perturb_data_dir_speed_like_kaldi(tmp_path):
+    import soundfile as sf
+
+    a = make_data_dir(tmp_path / "a", num_utts=4, num_spk=2)
+    write_lines(a / "spk2gender", ["spk0 m", "spk1 f"])
+    write_lines(a / "text", [f"{k} hello world" for k in keys(a / "wav.scp")])
+    r = ok("data/perturb_data_dir_speed.sh", "0.9", a, tmp_path / "p")
+    p = tmp_path / "p"
+    assert "vad_labels.scp: left out" in r.stdout
+    assert keys(p / "utt2spk") == [f"sp0.9-{k}" for k in keys(a / "utt2spk")]
+    assert read_lines(p / "spk2utt")[0] == "sp0.9-spk0 sp0.9-spk0_utt00 sp0.9-spk0_utt02"
+    assert read_lines(p / "utt2uniq")[0] == "sp0.9-spk0_utt00 spk0_utt00"
+    assert read_lines(p / "spk2gender") == ["sp0.9-spk0 m", "sp0.9-spk1 f"]
+    assert read_lines(p / "text")[0] == "sp0.9-spk0_utt00 hello world"
+    assert read_lines(p / "utt2dur")[0] == "sp0.9-spk0_utt00 0.277778"        # 0.25 / 0.9, awk's %.6g
+    assert read_lines(p / "utt2num_samples")[0] == "sp0.9-spk0_utt00 4444"     # round(4000 / 0.9)
+    assert not (p / "vad_labels.scp").exists()
+    kaldi_ok(p)
+    ok("validate_data_dir.sh", "--check-pipes", p)   # the pipes give 4444 samples, clean and noisy alike
+    noisy = read_lines(p / "wav.scp")[0].split(maxsplit=1)[1]
+    assert noisy.endswith(" |") and "--speed 0.9" in noisy
+    x, _ = sf.read(read_lines(a / "wav.scp")[0].split()[1])
+    assert abs(float((x ** 2).mean()) - _pipe_power(noisy)) < 0.2 * float((x ** 2).mean())
+    s = make_segments_dir(tmp_path / "s")
+    write_lines(s / "reco2file_and_channel", ["r0 r0 A", "r1 r1 A", "r2 r2 B"])
+    ok("data/perturb_data_dir_speed.sh", "--include-spk-prefix", "false", "1.1", s, tmp_path / "q")
+    q = tmp_path / "q"
+    assert read_lines(q / "segments")[1] == "s0-r0-1-sp1.1 r0-sp1.1 0.23 0.41"   # 0.25/1.1, 0.45/1.1
+    assert keys(q / "wav.scp") == ["r0-sp1.1", "r1-sp1.1", "r2-sp1.1"] == keys(q / "reco2file_and_channel")
+    kaldi_ok(q)
+    ok("validate_data_dir.sh", "--check-pipes", q)
+    assert run("data/perturb_data_dir_speed.sh", "0.9", a, a).returncode == 1
+
+
+def _pipe_power(entry: str) -> float:
+    import io
+
+    import soundfile as sf
+
+    y, _ = sf.read(io.BytesIO(subprocess.run(entry[:-1], shell=True, capture_output=True, timeout=60).stdout))
+    return float((y ** 2).mean())
+
+
+def test_get_utt2dur_and_resample_data_dir(tmp_path):
+    a = make_data_dir(tmp_path / "a", num_utts=2, num_spk=1)
+    r = ok("data/get_utt2dur.sh", "--nj", 4, a)
+    assert "audio headers" in r.stdout and read_lines(a / "utt2dur") == ["spk0_utt00 0.25", "spk0_utt01 0.2523125"]
+    assert "already exists" in ok("data/get_utt2dur.sh", a).stdout
+    s = make_segments_dir(tmp_path / "s")
+    ok("data/get_utt2dur.sh", s)
+    assert read_lines(s / "utt2dur")[1] == "s0-r0-1 0.2"                 # end - start, awk's %.6g
+    (a / "utt2dur").unlink()
+    r = ok("data/resample_data_dir.sh", 8000, a)
+    assert "utt2num_samples: moved" in r.stdout and (a / ".backup" / "utt2num_samples").is_file()
+    assert read_lines(a / "utt2dur") == ["spk0_utt00 0.25", "spk0_utt01 0.2523125"]   # written first
+    assert all("--rate 8000" in ln for ln in read_lines(a / "wav.scp") + read_lines(a / "spk1.scp"))
+    ok("validate_data_dir.sh", "--fs", 8000, "--check-pipes", a)
+    kaldi_ok(a)
