@@ -306,7 +306,7 @@ def test_non_utf8_names_pass_through_validate_copy_and_enhance(tmp_path):
     assert r.returncode == 0 and os.listdir(root + b"/out2") == [name + b".wav"], r.stderr
 
 
-@pytest.mark.parametrize("umask,mode", [(0o022, 0o755), (0o027, 0o750)])
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o755), (0o027, 0o750)], ids=["umask022", "umask027"])
 def test_made_folders_have_the_umasks_mode(tmp_path, umask, mode):
     a = make_data_dir(tmp_path / "a", num_utts=4, num_spk=2, with_vad=False)
     script = (f"{UTILS}/copy_data_dir.sh --utt-prefix b- --spk-prefix b- {a} {tmp_path}/b && "
