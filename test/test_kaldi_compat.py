@@ -377,3 +377,19 @@ def test_get_utt2dur_and_resample_data_dir(tmp_path):
     assert all("--rate 8000" in ln for ln in read_lines(a / "wav.scp") + read_lines(a / "spk1.scp"))
     ok("validate_data_dir.sh", "--fs", 8000, "--check-pipes", a)
     kaldi_ok(a)
+
+
+def test_simulated_dump_passes_kaldis_validator(tmp_path):
+    """A dump as the recipes make it (csmvanet-simulate, --num mixtures with a noise reference)."""
+    speech = make_data_dir(tmp_path / "sp", num_utts=4, num_spk=2, seconds=1.0, with_vad=False)
+    noise = make_data_dir(tmp_path / "nz", num_utts=2, num_spk=1, seconds=1.0, with_vad=False)
+    py = os.environ.get("CSMVANET_PYTHON") or str(ROOT / "tools" / "venv" / "bin" / "python")
+    r = subprocess.run([py, "-m", "csmvanet.bin.simulate", "--make_spec", "--speech_scp", str(speech / "spk1.scp"),
+                        "--speech_utt2spk", str(speech / "utt2spk"), "--noise_scp", str(noise / "wav.scp"),
+                        "--snrs", "0,5", "--num", "6", "--length", "0.5", "--seed", "1",
+                        "--spec", str(tmp_path / "spec.tsv"), "--out_wav_dir", str(tmp_path / "wav"),
+                        "--data_dir", str(tmp_path / "train"), "--write_noise", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    kaldi_ok(tmp_path / "train")
+    ok("validate_data_dir.sh", tmp_path / "train")
