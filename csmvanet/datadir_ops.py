@@ -399,6 +399,9 @@ def combine_data(dest: str | Path, srcs: Sequence[str | Path], extra: Iterable[s
         for t in tabs:
             t.utt.setdefault("utt2uniq", {u: u for u in t.utterances()})
     out = Tables(dest)
+    for t in tabs:  # lines are written as they were read (Kaldi's combine cats and sorts them)
+        for name, lines in t.raw.items():
+            out.raw.setdefault(name, {}).update(lines)
     for group in ("utt", "reco", "spk"):
         names = set().union(*(getattr(t, group).keys() for t in tabs))
         for name in _c_sorted(names):

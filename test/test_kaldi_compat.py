@@ -393,3 +393,13 @@ def test_simulated_dump_passes_kaldis_validator(tmp_path):
     assert r.returncode == 0, r.stderr
     kaldi_ok(tmp_path / "train")
     ok("validate_data_dir.sh", tmp_path / "train")
+
+
+def test_subset_split_and_combine_keep_lines_byte_for_byte(tmp_path):
+    a = make_data_dir(tmp_path / "a", num_utts=4, num_spk=2, with_vad=False)
+    write_lines(a / "text", [f"{u}\ta\tb  c" for u in keys(a / "wav.scp")])   # as Kaldi's filter_scp/sort keep
+    ok("copy_data_dir.sh", "--utt-prefix", "b-", "--spk-prefix", "b-", a, tmp_path / "b")
+    ok("subset_data_dir.sh", "--first", a, 2, tmp_path / "sub")
+    ok("combine_data.sh", tmp_path / "c", a, tmp_path / "b")
+    assert read_lines(tmp_path / "sub" / "text") == read_lines(a / "text")[:2]
+    assert read_lines(tmp_path / "c" / "text")[4:] == read_lines(a / "text")  # b-... sort first
