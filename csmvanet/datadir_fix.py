@@ -6,8 +6,9 @@ every per-recording file), whose utt2dur / utt2num_frames value is one positive 
 speaker is in spk2gender and cmvn.scp when those exist (as Kaldi's fix_data_dir.sh), keeps the
 recordings that kept segments use and the speakers that kept utterances have, and rebuilds spk2utt.
 Lines that stay are written back byte for byte (tabs and double spaces inside values kept); names
-given in ``utt_extra_files`` that do not exist are ignored, as Kaldi does. It refuses (DataDirError, nothing changed) when no utterance
-would remain, or when more than ``max_drop_fraction`` of them would go. The files it rewrites are
+given in ``utt_extra_files`` that do not exist are ignored, as Kaldi does. It refuses (DataDirError,
+nothing changed) when no utterance would remain, or when more than ``max_drop_fraction`` of them
+would go. The files it rewrites are
 first copied to ``.backup/``, or, when that holds an earlier backup, to the first free
 ``.backup.N/``: no backup is ever overwritten. A dir that needs no change is left alone.
 """
