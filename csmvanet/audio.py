@@ -41,7 +41,7 @@ def read_audio(source: str | Path, *, always_2d: bool = False) -> tuple[np.ndarr
             raise AudioError(f"{src}: empty file")
         check_complete(path)
         try:
-            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
             raise unreadable_error(src, e) from None
     data = np.asarray(data, dtype=np.float32)
@@ -59,7 +59,7 @@ def audio_info(source: str | Path) -> tuple[int, int, int]:
         data, sr = read_audio(src, always_2d=True)
         return sr, data.shape[0], data.shape[1]
     try:
-        info = sf.info(src)
+        info = sf.info(os.fsencode(src))  # bytes: names that are not UTF-8 open too, as in Kaldi
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         if not Path(src).exists():
             raise AudioError(f"{src}: no such file") from None

@@ -12,13 +12,18 @@ class DataDirError(ValueError):
     """A malformed data-dir file; the message names the file, the line or key, and the problem."""
 
 
+def c_order(text: str) -> bytes:
+    """Sort key of C locale order (bytes); keys read with surrogateescape give back their bytes."""
+    return text.encode(errors="surrogateescape")
+
+
 def read_scp(path: str | Path, *, allow_empty_value: bool = False) -> dict[str, str]:
     """Read ``key value...`` lines into an insertion-ordered dict. Duplicate keys are an error."""
     path = Path(path)
     if not path.is_file():
         raise DataDirError(f"{path}: no such file")
     out: dict[str, str] = {}
-    with open(path) as f:
+    with open(path, errors="surrogateescape", newline="\n") as f:  # non-UTF-8 bytes pass through (Kaldi)
         for n, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line.strip():
@@ -39,7 +44,7 @@ def write_scp(path: str | Path, items: Mapping[str, object] | Iterable[tuple[str
     """Write ``key value`` lines atomically, sorted by key (C locale order) unless told otherwise."""
     pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
     if sort:
-        pairs.sort(key=lambda kv: kv[0].encode())
+        pairs.sort(key=lambda kv: c_order(kv[0]))
     for k, _ in pairs:
         if not k or any(c.isspace() for c in k):
             raise DataDirError(f"{path}: invalid key {k!r} (empty or with white space)")
@@ -70,16 +75,18 @@ def is_audio_list(name: str) -> bool:
 def per_utterance_files(data_dir: str | Path, extra: Iterable[str] = ()) -> list[Path]:
     """The files keyed by utterance: ``*.scp``, ``utt2*``, ``text``, ``segments`` and the names in
     ``extra`` (Kaldi's --utt-extra-files), sorted by name. With ``segments``, the audio lists
-    (wav.scp, spkN.scp, noiseN.scp) are keyed by recording and not among them; speaker files
+    (wav.scp, spkN.scp, noiseN.scp) and reco2* are keyed by recording and not among them (without
+    segments a recording is an utterance, as in Kaldi, so reco2file_and_channel is); speaker files
     (cmvn.scp, spk2gender) never are."""
     d = Path(data_dir)
     segments = (d / "segments").is_file()
     extra = set(extra)
     files = [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")
              and (p.name in extra or p.suffix == ".scp" or p.name.startswith("utt2")
-                  or p.name in ("text", "segments"))
-             and p.name not in SPEAKER_FILES and not (segments and is_audio_list(p.name))]
-    return sorted(files, key=lambda p: p.name.encode())
+                  or p.name in ("text", "segments") or p.name in RECORDING_FILES)
+             and p.name not in SPEAKER_FILES
+             and not (segments and (is_audio_list(p.name) or p.name in RECORDING_FILES))]
+    return sorted(files, key=lambda p: c_order(p.name))
 
 
 def per_recording_files(data_dir: str | Path) -> list[Path]:
@@ -89,7 +96,7 @@ def per_recording_files(data_dir: str | Path) -> list[Path]:
         return []
     files = [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")
              and (is_audio_list(p.name) or p.name in RECORDING_FILES)]
-    return sorted(files, key=lambda p: p.name.encode())
+    return sorted(files, key=lambda p: c_order(p.name))
 
 
 def per_speaker_files(data_dir: str | Path) -> list[Path]:
@@ -144,13 +151,25 @@ def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, str]:
     groups: dict[str, list[str]] = {}
     for utt, spk in utt2spk.items():
         groups.setdefault(spk, []).append(utt)
-    return {s: " ".join(groups[s]) for s in sorted(groups, key=str.encode)}
+    return {s: " ".join(groups[s]) for s in sorted(groups, key=c_order)}
+
+
+def raw_lines(path: str | Path) -> dict[str, str]:
+    """{key: its whole line as read, without the newline} (the first line of each key): what a tool
+    that only filters or sorts writes back, byte for byte, as Kaldi's filter_scp.pl and sort do."""
+    out: dict[str, str] = {}
+    with open(path, errors="surrogateescape", newline="\n") as f:
+        for line in f:
+            parts = line.split(maxsplit=1)
+            if parts and parts[0] not in out:
+                out[parts[0]] = line[:-1] if line.endswith("\n") else line
+    return out
 
 
 def _scan(path: Path):
     """Lines of a key-value file as (line number, key, value), without judging order or duplicates."""
     rows = []
-    with open(path, errors="surrogateescape") as f:
+    with open(path, errors="surrogateescape", newline="\n") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -2,9 +2,13 @@
 
 Sorts every file (C locale), drops duplicate keys (the first line wins) and lines without value,
 keeps only the utterances present in every per-utterance file (with segments: whose recording is in
-every per-recording file), keeps the recordings that kept segments use and the speakers that kept
-utterances have, and rebuilds spk2utt. It refuses (DataDirError, nothing changed) when no utterance
-would remain, or when more than ``max_drop_fraction`` of them would go. The files it rewrites are
+every per-recording file), whose utt2dur / utt2num_frames value is one positive number and whose
+speaker is in spk2gender and cmvn.scp when those exist (as Kaldi's fix_data_dir.sh), keeps the
+recordings that kept segments use and the speakers that kept utterances have, and rebuilds spk2utt.
+Lines that stay are written back byte for byte (tabs and double spaces inside values kept); names
+given in ``utt_extra_files`` that do not exist are ignored, as Kaldi does. It refuses (DataDirError,
+nothing changed) when no utterance would remain, or when more than ``max_drop_fraction`` of them
+would go. The files it rewrites are
 first copied to ``.backup/``, or, when that holds an earlier backup, to the first free
 ``.backup.N/``: no backup is ever overwritten. A dir that needs no change is left alone.
 """
@@ -14,7 +18,9 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from csmvanet.datadir import DataDirError, _scan, per_recording_files, per_speaker_files, per_utterance_files
+from csmvanet.datadir import (DataDirError, _scan, per_recording_files, per_speaker_files, per_utterance_files,
+                              raw_lines)
+from csmvanet.datadir_durations import positive_number
 from csmvanet.datadir_ops import Tables, _file_texts
 from csmvanet.fileio import atomic_write_text
 
@@ -53,6 +59,11 @@ def _lenient(path: Path, reasons: list[str]) -> dict[str, str]:
     return table
 
 
+def _read(path: Path) -> str:
+    with open(path, errors="surrogateescape", newline="\n") as f:
+        return f.read()
+
+
 def _next_backup(d: Path) -> Path:
     cand = d / ".backup"
     n = 0
@@ -67,10 +78,7 @@ def fix_data_dir(data_dir: str | Path, *, backup: bool = True, utt_extra_files: 
     d = Path(data_dir)
     if not d.is_dir():
         raise DataDirError(f"{d}: no such data dir")
-    extra = list(utt_extra_files)
-    for name in extra:
-        if not (d / name).is_file():
-            raise DataDirError(f"{d / name}: no such file (named in --utt-extra-files)")
+    extra = [name for name in utt_extra_files if (d / name).is_file()]  # absent ones: ignored (Kaldi)
     reasons: list[str] = []
     t = Tables(d)
     for p in per_utterance_files(d, extra):
@@ -79,8 +87,10 @@ def fix_data_dir(data_dir: str | Path, *, backup: bool = True, utt_extra_files: 
         t.reco[p.name] = _lenient(p, reasons)
     for p in per_speaker_files(d):
         t.spk[p.name] = _lenient(p, reasons)
+    for p in per_utterance_files(d, extra) + per_recording_files(d) + per_speaker_files(d):
+        t.raw[p.name] = raw_lines(p)
     if (d / "frame_shift").is_file():
-        t.copied["frame_shift"] = (d / "frame_shift").read_text()
+        t.copied["frame_shift"] = (d / "frame_shift").read_text(errors="surrogateescape")
     if "utt2spk" not in t.utt and (d / "spk2utt").is_file():
         t.utt["utt2spk"] = {u: s for _, s, us in _scan(d / "spk2utt") for u in us.split()}
         reasons.append(f"{d / 'utt2spk'}: rebuilt from spk2utt")
@@ -95,6 +105,21 @@ def fix_data_dir(data_dir: str | Path, *, backup: bool = True, utt_extra_files: 
             reasons.append(f"{d / name}: lacks {len(lacking)} utterance(s) of other files, e.g. "
                            f"'{sorted(lacking)[0]}'")
         keep &= table.keys()
+    for name in ("utt2dur", "utt2num_frames"):  # Kaldi keeps an utterance only with a positive value
+        bad = {u for u in keep if not positive_number(t.utt.get(name, {}).get(u, "1"))}
+        if bad:
+            reasons.append(f"{d / name}: {len(bad)} utterance(s) without one positive number, e.g. "
+                           f"'{sorted(bad)[0]}'")
+        keep -= bad
+    if "utt2spk" in t.utt:
+        for name, table in t.spk.items():  # Kaldi drops the speakers a speaker file lacks
+            if name not in ("spk2gender", "cmvn.scp"):
+                continue
+            gone = {u for u in keep if t.utt["utt2spk"].get(u) not in table}
+            if gone:
+                reasons.append(f"{d / name}: lacks the speaker of {len(gone)} utterance(s), e.g. "
+                               f"'{sorted(gone)[0]}' (speaker '{t.utt['utt2spk'][sorted(gone)[0]]}')")
+            keep -= gone
     if t.has_segments:
         for name, table in t.reco.items():
             gone = {u for u in keep if t.recording_of(u) not in table}
@@ -113,8 +138,7 @@ def fix_data_dir(data_dir: str | Path, *, backup: bool = True, utt_extra_files: 
                            + "; ".join(reasons))
 
     texts = _file_texts(t.select(keep))
-    changed = [n for n, text in texts.items()
-               if not (d / n).is_file() or (d / n).read_text(errors="surrogateescape") != text]
+    changed = [n for n, text in texts.items() if not (d / n).is_file() or _read(d / n) != text]
     if not changed:
         return FixResult(before, len(keep), reasons, None, False)
     backup_dir = None

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from csmvanet.datadir import (COPIED_FILES, DataDirError, _scan, per_recording_files, per_speaker_files,
-                              per_utterance_files, read_scp, read_segments, utt2spk_to_spk2utt, write_scp)
+from csmvanet.datadir import (COPIED_FILES, DataDirError, _scan, c_order, per_recording_files, per_speaker_files,
+                              per_utterance_files, raw_lines, read_scp, read_segments, utt2spk_to_spk2utt,
+                              write_scp)
+from csmvanet.datadir_durations import durations_without_segments
 from csmvanet.keys import RULE, key_problem
 
 
 def _c_sorted(keys: Iterable[str]) -> list[str]:
-    return sorted(keys, key=str.encode)
+    return sorted(keys, key=c_order)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Tables:
     reco: dict[str, dict[str, str]] = field(default_factory=dict)
     spk: dict[str, dict[str, str]] = field(default_factory=dict)
     copied: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> key -> line as read
 
     @property
     def has_segments(self) -> bool:
@@ -56,7 +59,7 @@ class Tables:
     def select(self, utts: Iterable[str]) -> "Tables":
         """The same data dir with only ``utts`` (and the recordings and speakers they use)."""
         keep = set(utts)
-        out = Tables(self.path, copied=dict(self.copied))
+        out = Tables(self.path, copied=dict(self.copied), raw=self.raw)
         out.utt = {n: {k: v for k, v in t.items() if k in keep} for n, t in self.utt.items()}
         if self.has_segments:
             recos = {v.split()[0] for v in out.utt["segments"].values()}
@@ -82,20 +85,34 @@ def load_tables(data_dir: str | Path, extra: Iterable[str] = ()) -> Tables:
         t.reco[p.name] = read_scp(p)
     for p in per_speaker_files(d):
         t.spk[p.name] = read_scp(p)
+    for p in per_utterance_files(d, extra) + per_recording_files(d) + per_speaker_files(d):
+        t.raw[p.name] = raw_lines(p)
     for name in COPIED_FILES:
         if (d / name).is_file():
-            t.copied[name] = (d / name).read_text()
+            t.copied[name] = (d / name).read_text(errors="surrogateescape")
     if t.has_segments:
         read_segments(d / "segments")  # checks the format
     return t
 
 
+def _line(t: Tables, name: str, key: str, value: str) -> str:
+    """The line of ``key`` in file ``name``: as it was read when its value is unchanged (Kaldi's
+    tools filter and sort lines without rewriting them: tabs and spaces inside values stay)."""
+    raw = t.raw.get(name, {}).get(key)
+    if raw is not None:
+        parts = raw.split(maxsplit=1)
+        if parts[0] == key and (parts[1].strip() if len(parts) > 1 else "") == value:
+            return raw + "\n"
+    return f"{key} {value}\n".replace(" \n", "\n")
+
+
 def _file_texts(t: Tables) -> dict[str, str]:
-    """File name -> content of the data dir ``t`` (sorted in C locale; spk2utt rebuilt)."""
+    """File name -> content of the data dir ``t`` (sorted in C locale; spk2utt rebuilt; lines whose
+    key and value did not change are written as they were read)."""
     out: dict[str, str] = {}
     for group in (t.utt, t.reco, t.spk):
         for name, table in group.items():
-            out[name] = "".join(f"{k} {table[k]}\n".replace(" \n", "\n") for k in _c_sorted(table))
+            out[name] = "".join(_line(t, name, k, table[k]) for k in _c_sorted(table))
     if "utt2spk" in t.utt:
         s2u = utt2spk_to_spk2utt({k: t.utt["utt2spk"][k] for k in _c_sorted(t.utt["utt2spk"])})
         out["spk2utt"] = "".join(f"{k} {v}\n" for k, v in s2u.items())
@@ -112,6 +129,20 @@ def _data_file_names(d: Path) -> set[str]:
     return names
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_folder(final: Path) -> Path:
+    """A temporary folder beside ``final``, to be renamed to it: with the mode ``mkdir`` gives under
+    the current umask (0755 under umask 022), not mkdtemp's 0700."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 def write_tables(t: Tables, dest: str | Path) -> None:
     """Write ``t`` as the data dir ``dest``: the files go to a temporary folder first, then replace
     the data files of ``dest`` (data files of ``dest`` that ``t`` lacks are removed; other files,
@@ -121,10 +152,10 @@ def write_tables(t: Tables, dest: str | Path) -> None:
     dest = Path(dest)
     texts = _file_texts(t)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = _new_folder(dest)
     try:
         for name, text in texts.items():
-            (tmp / name).write_text(text)
+            (tmp / name).write_text(text, errors="surrogateescape")
         if not dest.exists():
             os.replace(tmp, dest)
             return
@@ -216,7 +247,7 @@ def split_data(data_dir: str | Path, n_parts: int, *, per_utt: bool = False) -> 
     except DataDirError as e:
         raise DataDirError(f"{d}: {e}") from None
     final = d / f"split{n_parts}{'utt' if per_utt else ''}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=d))
+    tmp = _new_folder(final)
     try:
         for i, part in enumerate(parts, 1):
             write_tables(t.select(part), tmp / str(i))
@@ -344,7 +375,8 @@ def copy_data_dir(src: str | Path, dest: str | Path, *, utt_prefix: str = "", ut
 
 def combine_data(dest: str | Path, srcs: Sequence[str | Path], extra: Iterable[str] = ()) -> tuple[int, list[str]]:
     """Combine data dirs into ``dest`` (replaced). A file is combined when every source has it
-    (segments and utt2uniq are made where missing, as Kaldi does: ``utt utt 0 -1`` and ``utt utt``);
+    (segments and utt2uniq are made where missing, as Kaldi does: ``utt utt 0 <duration>`` and
+    ``utt utt``; the duration from utt2dur, else from the audio's header);
     the others are left out and named in the returned notices. The same utterance in two sources,
     or the same recording or speaker with different values, is an error (nothing written).
     Returns (utterances, notices)."""
@@ -358,13 +390,18 @@ def combine_data(dest: str | Path, srcs: Sequence[str | Path], extra: Iterable[s
     if any(t.has_segments for t in tabs):
         for t in tabs:
             if not t.has_segments:
-                t.utt["segments"] = {u: f"{u} 0 -1" for u in t.utterances()}
+                durs = durations_without_segments(t.path, t.utterances(), t.utt.get("utt2dur", {}),
+                                                  t.utt.get("wav.scp", {}))
+                t.utt["segments"] = {u: f"{u} 0 {dur}" for u, dur in durs.items()}
                 for name in [n for n in t.utt if n in {n2 for t2 in tabs for n2 in t2.reco}]:
                     t.reco[name] = t.utt.pop(name)
     if any("utt2uniq" in t.utt for t in tabs):
         for t in tabs:
             t.utt.setdefault("utt2uniq", {u: u for u in t.utterances()})
     out = Tables(dest)
+    for t in tabs:  # lines are written as they were read (Kaldi's combine cats and sorts them)
+        for name, lines in t.raw.items():
+            out.raw.setdefault(name, {}).update(lines)
     for group in ("utt", "reco", "spk"):
         names = set().union(*(getattr(t, group).keys() for t in tabs))
         for name in _c_sorted(names):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from csmvanet.datadir import (FRAME_SHIFT, _scan, is_audio_list, per_recording_files, per_speaker_files,
+from csmvanet.datadir import (FRAME_SHIFT, _scan, c_order, is_audio_list, per_recording_files, per_speaker_files,
                               per_utterance_files, read_segments, utt2spk_to_spk2utt, vad_labels_file,
                               DataDirError)
 from csmvanet.keys import RULE, key_problem
@@ -60,6 +60,12 @@ def _read_tables(paths, P: _Problems) -> dict[str, dict[str, str]]:
     """Every key-value file as a table; unsorted (C locale), duplicate and empty lines are problems."""
     tables: dict[str, dict[str, str]] = {}
     for path in paths:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            if f.tell():
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":
+                    P.add("newline", f"{path}: the last line has no newline at its end (Kaldi rejects it)")
         table: dict[str, str] = {}
         prev = None
         for n, key, value in _scan(path):
@@ -68,7 +74,7 @@ def _read_tables(paths, P: _Problems) -> dict[str, dict[str, str]]:
             if key in table:
                 P.add(f"duplicate {path.name}", f"{path}:{n}: duplicate key '{key}'")
                 continue
-            if prev is not None and key.encode() < prev.encode():
+            if prev is not None and c_order(key) < c_order(prev):
                 P.add(f"unsorted {path.name}", f"{path}:{n}: not sorted (C locale): key '{key}' comes "
                       f"after '{prev}' (run utils/fix_data_dir.sh)")
             prev = key
@@ -79,7 +85,7 @@ def _read_tables(paths, P: _Problems) -> dict[str, dict[str, str]]:
 
 def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audio: bool = True,
                       check_pipes: bool = False, stft_cfg=None, required: Iterable[str] = ("wav.scp",),
-                      max_per_kind: int = 10) -> ValidationResult:
+                      max_per_kind: int = 10, spk_sort: bool = False) -> ValidationResult:
     """Check a Kaldi-style data dir; every problem message names the file and the key.
 
     The utterances are the keys of ``segments`` if present, else of wav.scp (else of utt2spk).
@@ -92,6 +98,12 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
     inside their recording, wav.scp and spk1.scp alike in rate and length, utt2num_samples equal to
     the utterance's samples; VAD labels (vad_labels.scp, or vad.scp of older dirs with a notice):
     int32 vectors of 0/1 with ``stft_cfg.num_frames(num_samples)`` frames; frame_shift a number.
+    Kaldi's content checks (utils/validate_data_dir.sh): a newline at the end of every file; segments
+    end > start (no -1) and every recording used by a segment; utt2spk one speaker per line (sorted by
+    speaker too with ``spk_sort``); spk2gender m/f, spk2warp and utt2warp in (0.5, 1.5), cmvn.scp,
+    spk2gender and spk2warp covering every speaker; utt2dur and reco2dur one positive number,
+    utt2num_frames one positive integer; reco2file_and_channel '<file> <A|B>' (1: a notice); no '~'
+    path in wav.scp; text without CR, control characters or white space other than space and tab.
     """
     d = Path(data_dir)
     P = _Problems(max_per_kind)
@@ -139,15 +151,24 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
             segs = read_segments(d / "segments")
         except DataDirError as e:   # the recordings cannot be matched to segments: no notice about them
             P.add("segments", str(e))
+        for utt, (reco, start, end) in segs.items():
+            if end == -1:
+                P.add("segment end", f"{d / 'segments'}: utterance '{utt}': end time -1 (Kaldi's validator "
+                      "needs end > start: write the recording's duration)")
         used = {reco for reco, _, _ in segs.values()}
         for name, table in reco_tables.items() if segs else ():
             for utt, (reco, _, _) in segs.items():
                 if reco not in table:
                     P.add(f"recording {name}", f"{d / 'segments'}: utterance '{utt}': recording '{reco}' is "
                           f"not in {d / name}")
-            unused = [r for r in table if r not in used]
-            if unused:
-                notices.append(f"{d / name}: {len(unused)} recording(s) without segments, e.g. '{unused[0]}'")
+            for r in table:
+                if r not in used:
+                    P.add(f"unused {name}", f"{d / name}: recording '{r}' has no segment in {d / 'segments'} "
+                          "(Kaldi needs the same recordings in both; run utils/fix_data_dir.sh)")
+
+    _check_values(d, {**tables, **reco_tables, **spk_tables}, P, notices)
+    if spk_sort and "utt2spk" in tables:
+        _check_spk_sort(d, tables["utt2spk"], P)
 
     # 2. Speakers.
     utt2spk, spk2utt = tables.get("utt2spk"), tables.get("spk2utt")
@@ -180,6 +201,10 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
             for spk in table:
                 if spk not in want:
                     P.add(f"speakers {name}", f"{d / name}: speaker '{spk}' is not in {d / 'utt2spk'}")
+            for spk in want:
+                if spk not in table:
+                    P.add(f"speakers {name}", f"{d / name}: speaker '{spk}' of {d / 'utt2spk'} is missing "
+                          "(Kaldi needs every speaker; utils/fix_data_dir.sh drops its utterances)")
 
     # 3. Audio: per recording (with segments) or per utterance.
     audio_tables = reco_tables if has_segments else tables
@@ -228,7 +253,7 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
     if utt2spk is not None:
         parts.append(f"{len(set(utt2spk.values()))} speakers")
     names = list(tables) + list(reco_tables) + list(spk_tables)
-    parts.append("files: " + " ".join(sorted(names, key=str.encode)))
+    parts.append("files: " + " ".join(sorted(names, key=c_order)))
     if audio_lists:
         if check_audio:
             rates = sorted({v[0] for t in info.values() for v in t.values()})
@@ -241,6 +266,69 @@ def validate_data_dir(data_dir: str | Path, *, fs: int | None = None, check_audi
         parts.append(f"{vad_checked} VAD label vectors checked")
     summary = f"{d}: valid data dir: " + ", ".join(parts)
     return ValidationResult(d, P.messages(), summary, n_utts, notices)
+
+
+def _number(value: str, integer: bool = False) -> float | None:
+    """The one positive number ``value`` holds, else None."""
+    try:
+        x = int(value) if integer else float(value)
+    except ValueError:
+        return None
+    return x if x > 0 else None
+
+
+def _check_values(d: Path, tables: dict[str, dict[str, str]], P: _Problems, notices: list[str]) -> None:
+    """The content rules of Kaldi's validate_data_dir.sh for the files it knows."""
+    for key, value in tables.get("utt2spk", {}).items():
+        if len(value.split()) != 1:
+            P.add("utt2spk", f"{d / 'utt2spk'}: key '{key}': '{value}' is not one speaker id")
+    for name, what in (("utt2dur", "a duration in seconds"), ("reco2dur", "a duration in seconds"),
+                       ("utt2num_frames", "a frame count")):
+        for key, value in tables.get(name, {}).items():
+            if _number(value, integer=name == "utt2num_frames") is None:
+                P.add(name, f"{d / name}: key '{key}': '{value}' is not {what} (one positive "
+                      f"{'integer' if name == 'utt2num_frames' else 'number'})")
+    for name in ("spk2warp", "utt2warp"):
+        for key, value in tables.get(name, {}).items():
+            x = _number(value)
+            if x is None or not 0.5 < x < 1.5:
+                P.add(name, f"{d / name}: key '{key}': '{value}' is not a warp factor in (0.5, 1.5)")
+    for key, value in tables.get("spk2gender", {}).items():
+        if value not in ("m", "f"):
+            P.add("spk2gender", f"{d / 'spk2gender'}: speaker '{key}': '{value}' is not m or f")
+    channel_one = 0
+    for key, value in tables.get("reco2file_and_channel", {}).items():
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "1":
+            channel_one += 1
+        elif len(parts) != 2 or parts[1] not in ("A", "B"):
+            P.add("reco2file_and_channel", f"{d / 'reco2file_and_channel'}: recording '{key}': '{value}' is "
+                  "not '<file> <channel A or B>'")
+    if channel_one:
+        notices.append(f"{d / 'reco2file_and_channel'}: {channel_one} channel(s) marked 1; Kaldi wants A or B")
+    for key, value in tables.get("wav.scp", {}).items():
+        if value.startswith("~"):
+            P.add("tilde", f"{d / 'wav.scp'}: key '{key}': '~' is not expanded in a file name; write the "
+                  "full path")
+    for key, value in tables.get("text", {}).items():
+        bad = [c for c in value if c not in " \t" and (c.isspace() or not c.isprintable())
+               and not 0xDC80 <= ord(c) <= 0xDCFF]
+        if bad:
+            P.add("text", f"{d / 'text'}: key '{key}': holds {ascii(bad[0])} (CR, control characters and "
+                  "white space other than space and tab are not allowed)")
+
+
+def _check_spk_sort(d: Path, utt2spk: dict[str, str], P: _Problems) -> None:
+    """Kaldi (without --no-spk-sort): utt2spk sorted by speaker as well (`sort -k2 -C`)."""
+    prev = None
+    for key, spk in utt2spk.items():
+        cur = (f" {spk}".encode(errors="surrogateescape"), f"{key} {spk}".encode(errors="surrogateescape"))
+        if prev is not None and cur < prev:
+            P.add("spk sort", f"{d / 'utt2spk'}: key '{key}': not sorted by speaker (speaker '{spk}' after "
+                  f"'{prev[0][1:].decode(errors='replace')}'); make speaker ids prefixes of utterance ids, "
+                  "or pass --no-spk-sort")
+            return
+        prev = cur
 
 
 def _check_audio(d, tables, audio_lists, fs, check_audio, check_pipes, P):

@@ -425,8 +425,8 @@ class Enhancer:
                                          result=res)
             with atomic_path(out_path) as tmp:
                 try:
-                    with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=c_out, subtype=subtype,
-                                      format=fmt) as f:
+                    with sf.SoundFile(str(tmp).encode(errors="surrogateescape"), "w", samplerate=sr,
+                                      channels=c_out, subtype=subtype, format=fmt) as f:
                         for y in stream:
                             f.write(y)
                 except (sf.LibsndfileError, RuntimeError) as e:
@@ -488,7 +488,7 @@ class _open_blocks:
             raise AudioError(f"{src}: empty file (0 bytes)")
         check_complete(path)
         try:
-            self.file = sf.SoundFile(str(path), "r")
+            self.file = sf.SoundFile(str(path).encode(errors="surrogateescape"), "r")
         except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
             raise unreadable_error(src, e) from None
         if self.file.frames == 0:

@@ -66,7 +66,7 @@ def atomic_path(path: str | os.PathLike):
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, errors="surrogateescape")  # bytes read with surrogateescape go back as they were
 
 
 def remove_temps_of(path: str | os.PathLike) -> int:

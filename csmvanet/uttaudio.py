@@ -8,6 +8,7 @@ Kaldi's extract-segments allows), further is an error.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
@@ -90,7 +91,7 @@ def read_utterance(audio: UttAudio, *, always_2d: bool = False) -> tuple[np.ndar
         sr, total, _ = audio_info(src)
         first, last = _span(audio, sr, total)
         try:
-            wave, _ = sf.read(src, start=first, stop=last, dtype="float32", always_2d=True)
+            wave, _ = sf.read(os.fsencode(src), start=first, stop=last, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise AudioError(f"{audio.describe()}: cannot read audio ({e})") from None
     if not always_2d and wave.shape[1] == 1:

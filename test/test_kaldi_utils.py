@@ -340,7 +340,7 @@ def test_combine_refuses_duplicates_and_makes_segments(tmp_path):
     r = ok("combine_data.sh", tmp_path / "m", s, a)
     m = tmp_path / "m"
     assert read_lines(m / "segments") == ["s0-r0-0 r0 0.00 0.20", "s0-r0-1 r0 0.25 0.45",
-                                          "spk0_utt00 spk0_utt00 0 -1", "spk0_utt01 spk0_utt01 0 -1"]
+                                          "spk0_utt00 spk0_utt00 0 0.25", "spk0_utt01 spk0_utt01 0 0.2523125"]
     assert keys(m / "wav.scp") == ["r0", "spk0_utt00", "spk0_utt01"]
     assert "vad_labels.scp: not combined" in r.stdout
     ok("validate_data_dir.sh", m)

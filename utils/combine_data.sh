@@ -4,7 +4,8 @@
 #   utils/combine_data.sh [--extra-files "f1 f2"] [--skip-fix true|false] <dest> <src1> <src2> ...
 #
 # A file is combined when every source has it (the others are named and left out); segments and
-# utt2uniq are made where missing (utt utt 0 -1 / utt utt) when some source has them. The same
+# utt2uniq are made where missing (utt utt 0 <duration> / utt utt) when some source has them; the
+# duration comes from utt2dur, else from the audio header, as Kaldi's get_utt2dur.sh finds it. The same
 # utterance id in two sources is an error (Kaldi silently keeps one): nothing is written; rename with
 # utils/copy_data_dir.sh --utt-prefix first. A recording or speaker in two sources must have the same
 # value. --skip-fix is accepted (the result is consistent by construction).

@@ -1,5 +1,6 @@
 """The logic behind utils/{validate_data_dir,fix_data_dir,split_data,subset_data_dir,copy_data_dir,
-combine_data}.sh and utils/split_scp.pl, with Kaldi's options:
+combine_data}.sh, utils/split_scp.pl and utils/data/{perturb_data_dir_speed,get_utt2dur,
+resample_data_dir}.sh, with Kaldi's options:
 
     python -m csmvanet.bin.datadir_utils <tool> [options] args...
 
@@ -49,10 +50,12 @@ def _validate(argv):
     _opt(p, "fs", type=int, help="expected sample rate of every audio entry")
     _opt(p, "no-audio-check", action="store_true", help="do not read the audio (existence still checked)")
     _opt(p, "check-pipes", action="store_true", help="run the `cmd |` entries to check them")
-    _opt(p, "require", default="wav.scp", help='files that must exist (default "wav.scp")')
+    _opt(p, "require", default="wav.scp utt2spk spk2utt",
+         help='files that must exist (default "wav.scp utt2spk spk2utt", as Kaldi)')
     _opt(p, "stft-config", help="training config whose stft: section defines the VAD frames")
     _opt(p, "no-wav", action="store_true", help="(Kaldi) wav.scp is not required")
-    for flag in ("no-feats", "no-text", "no-spk-sort", "non-print"):
+    _opt(p, "no-spk-sort", action="store_true", help="(Kaldi) utt2spk need not be sorted by speaker too")
+    for flag in ("no-feats", "no-text", "non-print"):
         _opt(p, flag, action="store_true", help="(Kaldi) accepted; nothing of ours needs it")
     p.add_argument("data_dir")
     a = p.parse_args(argv)
@@ -66,7 +69,7 @@ def _validate(argv):
         cfg = STFTConfig.from_dict(load_config(a.stft_config).get("stft"))
     required = [f for f in a.require.split() if not (a.no_wav and f == "wav.scp")]
     res = validate_data_dir(a.data_dir, fs=a.fs, check_audio=not a.no_audio_check, check_pipes=a.check_pipes,
-                            stft_cfg=cfg, required=required)
+                            stft_cfg=cfg, required=required, spk_sort=not a.no_spk_sort)
     for n in res.notices:
         print(f"validate_data_dir: notice: {n}", file=sys.stderr)
     if res.ok:
@@ -165,7 +168,7 @@ def _split_scp(argv):
     inp = Path(args[0])
     if not inp.is_file():
         raise DataDirError(f"{inp}: no such file")
-    lines = [ln for ln in inp.read_text().splitlines(keepends=True) if ln.strip()]
+    lines = [ln for ln in inp.read_text(errors="surrogateescape").splitlines(keepends=True) if ln.strip()]
     lines = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
     keys = [ln.split()[0] for ln in lines]
     if len(set(keys)) != len(keys) and utt2spk_file:
@@ -268,15 +271,81 @@ def _combine(argv):
     return 0
 
 
+def _pipe_tool() -> str:
+    import shlex
+
+    return f"{shlex.quote(sys.executable)} -m csmvanet.bin.audio_pipe"
+
+
+def _perturb_speed(argv):
+    from csmvanet.datadir_perturb import perturb_speed
+
+    p = _Parser(prog="perturb_data_dir_speed.sh", description="Speed-perturbed copy of a data dir (Kaldi's "
+                "interface; audio read through csmvanet.bin.audio_pipe --speed pipes).")
+    _opt(p, "include-spk-prefix", type=_bool, default=True, help="(Kaldi) sp<F>- prefixes (true) or "
+         "-sp<F> suffixes on utterance ids (false)")
+    p.add_argument("factor")
+    p.add_argument("src")
+    p.add_argument("dest")
+    a = p.parse_args(argv)
+    n, notices = perturb_speed(a.src, a.dest, a.factor, _pipe_tool(), include_spk_prefix=a.include_spk_prefix)
+    for line in notices:
+        print(f"perturb_data_dir_speed.sh: {line}")
+    print(f"perturb_data_dir_speed.sh: generated speed-perturbed version of data in {a.src}, in {a.dest} "
+          f"({n} utterances)")
+    return 0
+
+
+def _utt2dur(argv):
+    from csmvanet.datadir import read_scp, write_scp
+    from csmvanet.datadir_durations import compute_utt2dur
+
+    p = _Parser(prog="get_utt2dur.sh", description="Write data/x/utt2dur (Kaldi's get_utt2dur.sh).")
+    _opt(p, "frame-shift", type=float, default=0.01, help="(Kaldi) seconds per frame for utt2num_frames")
+    for o in ("nj", "cmd", "read-entire-file"):
+        _opt(p, o, default=None, help="(Kaldi) accepted; headers are read in this process")
+    p.add_argument("data_dir")
+    a = p.parse_args(argv)
+    d = Path(a.data_dir)
+    if (d / "utt2dur").is_file() and (d / "utt2spk").is_file() and \
+            len(read_scp(d / "utt2dur")) == len(read_scp(d / "utt2spk")) > 0:
+        print(f"get_utt2dur.sh: {d / 'utt2dur'} already exists with the expected length; not recomputed")
+        return 0
+    durs, where = compute_utt2dur(d, a.frame_shift)
+    write_scp(d / "utt2dur", durs)
+    print(f"get_utt2dur.sh: computed {d / 'utt2dur'} from {where} ({len(durs)} utterances)")
+    return 0
+
+
+def _resample(argv):
+    from csmvanet.datadir_perturb import resample_in_place
+
+    p = _Parser(prog="resample_data_dir.sh", description="Read every audio list of a data dir through a "
+                "resampling pipe (Kaldi's resample_data_dir.sh; csmvanet.bin.audio_pipe --rate).")
+    p.add_argument("freq")
+    p.add_argument("data_dir")
+    a = p.parse_args(argv)
+    rate = _positive(p, a.freq, "the sample rate")
+    for line in resample_in_place(a.data_dir, rate, _pipe_tool()):
+        print(f"resample_data_dir.sh: {line}")
+    print(f"resample_data_dir.sh: {a.data_dir}: audio lists now read at {rate} Hz")
+    return 0
+
+
 NAMES = {"validate": "validate_data_dir.sh", "fix": "fix_data_dir.sh", "split_data": "split_data.sh",
          "split_scp": "split_scp.pl", "subset": "subset_data_dir.sh", "copy": "copy_data_dir.sh",
-         "combine": "combine_data.sh"}
+         "combine": "combine_data.sh", "perturb_speed": "perturb_data_dir_speed.sh",
+         "utt2dur": "get_utt2dur.sh", "resample": "resample_data_dir.sh"}
 TOOLS = {"validate": _validate, "fix": _fix, "split_data": _split_data, "split_scp": _split_scp,
-         "subset": _subset, "copy": _copy, "combine": _combine}
+         "subset": _subset, "copy": _copy, "combine": _combine, "perturb_speed": _perturb_speed,
+         "utt2dur": _utt2dur, "resample": _resample}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # ids and paths that are not UTF-8 are printed as their bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     if not argv or argv[0] not in TOOLS:
         print(f"usage: python -m csmvanet.bin.datadir_utils {{{','.join(TOOLS)}}} args...", file=sys.stderr)
         return 1

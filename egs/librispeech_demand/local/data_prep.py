@@ -143,6 +143,8 @@ def noise_list(root: Path, envs: list[str], channels: list[str], out: Path, fs: 
     write_scp(out / "wav.scp", wav)
     write_scp(out / "noise2type", types)
     write_scp(out / "utt2num_samples", lengths)
+    for name in ("utt2spk", "spk2utt"):  # each recording its own speaker: a data dir Kaldi's validator accepts
+        write_scp(out / name, {k: k for k in wav})
     print(f"data_prep.py: {out}: {len(wav)} noise files, environments {' '.join(sorted(set(types.values())))}")
 
 

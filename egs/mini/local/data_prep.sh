@@ -2,7 +2,8 @@
 # Stage 1 of egs/mini: lists of the embedded corpus, Kaldi style.
 #   local/data_prep.sh <corpus> <data>
 # writes <data>/speech_{train,valid,test}/{wav.scp,utt2spk,spk2utt} (clean speech by speaker split)
-# and <data>/noise_{train,test}/{wav.scp,utt2noise} (independent noise recordings per type).
+# and <data>/noise_{train,test}/{wav.scp,utt2noise,utt2spk,spk2utt} (independent noise recordings per
+# type; each recording its own "speaker", so that these lists are data dirs Kaldi's validator accepts).
 set -euo pipefail
 [ $# -eq 2 ] || { echo "Usage: $0 <corpus> <data>" >&2; exit 1; }
 corpus=$(cd "$1" && pwd)
@@ -34,6 +35,8 @@ for part in train test; do
     echo "${kind}_$part $f"
   done | sort > "$dir/wav.scp"
   awk '{n=$1; sub(/_(train|test)$/, "", n); print $1, n}' "$dir/wav.scp" > "$dir/utt2noise"
+  awk '{print $1, $1}' "$dir/wav.scp" > "$dir/utt2spk"
+  cp "$dir/utt2spk" "$dir/spk2utt"
   finish "$dir" "$data/noise_$part"
 done
 echo "$0: $(wc -l < "$data/speech_train/wav.scp") train, $(wc -l < "$data/speech_valid/wav.scp") valid," \

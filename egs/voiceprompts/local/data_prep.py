@@ -383,8 +383,9 @@ def run(args) -> int:
             write_audio(out_dir / f"{rec}.wav", x, SR)
             add(rec, out_dir / f"{rec}.wav", "colored", [f"synthetic-{kind}"], len(x))
         tmp = args.data / f".tmp.noise_{split}"
+        own = {r: r for r in wav}  # each recording its own speaker: a data dir Kaldi's validator accepts
         write_dir(tmp, {"wav.scp": wav, "utt2noise": utt2noise, "utt2sources": utt2sources,
-                        "utt2num_samples": utt2n})
+                        "utt2num_samples": utt2n, "utt2spk": own, "spk2utt": own})
         finish(tmp, args.data / f"noise_{split}")
         types = defaultdict(lambda: [0, 0.0])
         for rec, kind in utt2noise.items():

@@ -1,0 +1,1 @@
+data/perturb_data_dir_speed.sh
