@@ -9,7 +9,9 @@
 # utt2noise, utt2snr (Table II), segments (then spk1.scp and wav.scp are keyed by recording and
 # each utterance is scored against its segment); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
 # <enh_dir>/../config.yaml (embedded in the report). Exit status non-zero if any utterance could
-# not be scored or has no enhanced file; the report is written first in any case.
+# not be scored or has no enhanced file; the report is written first in any case. With
+# --html_report true (default) also <enh_dir>/scoring/report.html, a listening report
+# (docs/listening_report.md).
 set -euo pipefail
 
 nj=4
@@ -18,9 +20,10 @@ title=            # name of the enhanced row (default: the experiment folder nam
 published=        # YAML/TSV with published rows for Table I (shown marked 'published')
 pesq_mode=        # wb or nb (default: wb at 16 kHz, nb at 8 kHz)
 figures=true      # example spectrogram/VAD PNGs in the report
+html_report=true  # also <enh_dir>/scoring/report.html: listening report (players, spectrograms; offline)
 report_copy=      # also write the report to this file (e.g. exp/<tag>/RESULTS.md), figure links kept valid
 score_opts=       # extra csmvanet-score options (every job and the merge), e.g. "--vad_threshold 0.6"
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--html-report true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -68,7 +71,7 @@ $cmd JOB=1:"$nj" "$dir/log/score.JOB.log" \
   csmvanet-score "${opts[@]}" --out_dir "$dir/split$nj/JOB" --job JOB --num_jobs "$nj" \
     --report false --progress false || jobs_ok=false
 
-report=(--title "$title" --figures "$figures")
+report=(--title "$title" --figures "$figures" --html_report "$html_report")
 [ -n "$published" ] && report+=(--published "$published")
 split_dirs=()
 for j in $(seq "$nj"); do split_dirs+=("$dir/split$nj/$j"); done
