@@ -117,7 +117,7 @@ def check_page(chrome: str, page: Path, screenshot: Path | None = None) -> tuple
 
             px = mpimg.imread(str(shot))[..., :3]
             inked = float(np.mean(np.any(px < 0.9, axis=-1)))
-            if px.std() < 0.05 or inked < 0.02:
+            if px.std() < 0.02 or inked < 0.005:
                 problems.append(f"{page.name}: screenshot looks blank (std {px.std():.3f}, {inked:.1%} inked)")
     finally:
         shutil.rmtree(profile, ignore_errors=True)
