@@ -56,6 +56,8 @@ class InputPage:
     speech: list = field(default_factory=list)      # VAD segments (s)
     stretches: list = field(default_factory=list)   # Stretch
     page: str = ""                      # relative path of its page
+    removed_all: float = math.nan       # share of the input's energy removed, whole file
+    removed_speech: float = math.nan    # ... within the VAD's speech segments
 
 
 def read_input(source: str | UttAudio) -> tuple[np.ndarray, int]:
@@ -72,6 +74,20 @@ def residual_of(inp: np.ndarray, out: np.ndarray) -> np.ndarray:
     if out.shape[1] != inp.shape[1]:
         inp = inp.mean(axis=1, keepdims=True)
     return inp[:n] - out[:n]
+
+
+def removed_share_of(inp: np.ndarray, out: np.ndarray, fs: int, spans: list | None = None) -> float:
+    """Share of the input's energy the output removed (1 - E_out / E_in; [N, C] both), over the whole
+    signal or over ``spans`` (seconds); NaN where the input has no energy there."""
+    if out.shape[1] != inp.shape[1]:
+        inp = inp.mean(axis=1, keepdims=True)
+    n = min(len(inp), len(out))
+    keep = np.ones(n, bool) if spans is None else np.zeros(n, bool)
+    for a, b in spans or []:
+        keep[int(a * fs):int(b * fs)] = True
+    e_in = float(np.sum(inp[:n][keep].astype(np.float64) ** 2))
+    e_out = float(np.sum(out[:n][keep].astype(np.float64) ** 2))
+    return 1.0 - e_out / e_in if e_in > 0 else math.nan
 
 
 def _window_energy(x: np.ndarray, centres: np.ndarray, half: int) -> np.ndarray:
@@ -115,6 +131,14 @@ def removed_stretches(inp: np.ndarray, out: np.ndarray, fs: int, vad: np.ndarray
     return out_list
 
 
+def _pct(v: float) -> str:
+    """A removed share as text: '37% (-2.0 dB)'; a negative share: the output is louder."""
+    if not math.isfinite(v):
+        return "-"
+    db = 10 * math.log10(max(1.0 - v, 1e-12))
+    return f"{v:.0%} ({db:+.1f} dB)" if v >= 0 else f"none: output {db:+.1f} dB louder"
+
+
 SEEK_JS = """<script>
 document.addEventListener("click",function(e){var b=e.target.closest("[data-seek]");if(!b)return;
  var a=document.getElementById(b.getAttribute("data-player"));a.currentTime=parseFloat(b.getAttribute("data-seek"));
@@ -130,6 +154,9 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
     out, fs_out = read_audio(item.output, always_2d=True)
     res = residual if residual is not None else residual_of(inp, out)
     item.duration = len(inp) / fs
+    item.removed_all = removed_share_of(inp, out, fs)
+    if item.speech:
+        item.removed_speech = removed_share_of(inp, out, fs, item.speech)
     audio = []
     for k, w, cap in (("input", inp, "input"), ("output", out, "output (enhanced)"),
                       ("residual", res, "residual: input - output (what was removed)")):
@@ -158,7 +185,9 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
     body = [f'<p><a href="index.html">&larr; all inputs</a></p><h1>{esc(item.key)}</h1>',
             f'<p class="note">{esc(item.source)} &rarr; {esc(item.output)}; {item.duration:.2f} s, {fs} Hz, '
             f'{inp.shape[1]} channel(s); processed in {item.seconds:.2f} s (real-time factor '
-            f'{item.seconds / item.duration if item.duration else math.nan:.3f})</p>',
+            f'{item.seconds / item.duration if item.duration else math.nan:.3f}). Energy removed (1 - output / input '
+            f'energy): {_pct(item.removed_all)} of the whole file, {_pct(item.removed_speech)} within the '
+            'speech segments.</p>',
             "<h2>Listen</h2>", player_html,
             "<h2>Spectrograms and VAD</h2>",
             image(fig, f"Spectrograms of input, output and residual of {item.key}"
@@ -242,13 +271,15 @@ def write_enhance_report(rep_dir: str | Path | None, done: list[tuple[str, str]]
     if rep_dir is not None:
         rows = "".join(
             f'<tr><td class="l"><a href="{esc(p.page)}">{esc(p.key)}</a></td><td>{p.duration:.1f}</td>'
-            f"<td>{sum(b - a for a, b in p.speech):.1f}</td><td>{len(p.stretches)}</td>"
+            f"<td>{sum(b - a for a, b in p.speech):.1f}</td><td>{_pct(p.removed_all)}</td>"
+            f"<td>{_pct(p.removed_speech)}</td><td>{len(p.stretches)}</td>"
             f"<td>{p.seconds / p.duration if p.duration else math.nan:.3f}</td></tr>" for p in pages)
         body = ["<h1>Enhancement listening report</h1>",
                 f"<p>{len(pages)} input(s); real-time factor of the whole run {total_rtf:.3f} "
                 "(processing seconds per second of audio).</p>",
                 '<table><thead><tr><th scope="col">input</th><th scope="col">seconds</th>'
-                '<th scope="col">speech (s)</th><th scope="col">speech removed? stretches</th>'
+                '<th scope="col">speech (s)</th><th scope="col">energy removed</th>'
+                '<th scope="col">... in speech</th><th scope="col">speech removed? stretches</th>'
                 f'<th scope="col">real-time factor</th></tr></thead><tbody>{rows}</tbody></table>']
         if problems:
             body += ["<h2>Problems</h2>", "<ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"]
