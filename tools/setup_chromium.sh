@@ -22,14 +22,6 @@ find_browser() {
 
 if path=$(find_browser); then echo "$path"; exit 0; fi
 [ "$(id -u)" = 0 ] || cannot_install "no chromium and not root: install the Debian package 'chromium' (apt-get install chromium)"
-command -v apt-get >/dev/null || cannot_install "no chromium and no apt-get to install it with"
-pkgs="chromium"
-say "installing $pkgs"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q --no-install-recommends $pkgs >/dev/null; then
-  say "install failed; running apt-get update and retrying"
-  apt-get update -q >/dev/null || cannot_install "apt-get update failed"
-  apt-get install -y -q --no-install-recommends $pkgs >/dev/null || cannot_install "apt-get install $pkgs failed"
-fi
-path=$(find_browser) || cannot_install "apt-get installed $pkgs but no chromium is on the PATH"
+"$(dirname "${BASH_SOURCE[0]}")/apt_install.sh" chromium || exit $?
+path=$(find_browser) || cannot_install "apt-get installed chromium but no chromium is on the PATH"
 echo "$path"

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 LISTEN_DIR = "listen"
 
 
-def _snr_order(value: str) -> tuple:
+def group_order(value: str) -> tuple:
+    """Sort key of SNR / noise labels: numbers by value first, then the other labels."""
     try:
         return (0, float(value), value)
     except ValueError:
@@ -42,7 +43,7 @@ def sample_utterances(results: list[UttResult], utt2snr: dict[str, str] | None,
     seen = {u for _, u, _ in out}
     gains = pesq_gains(results)
     if utt2snr and per_snr > 0:
-        for snr in sorted({utt2snr.get(u, "unknown") for _, u in gains}, key=_snr_order):
+        for snr in sorted({utt2snr.get(u, "unknown") for _, u in gains}, key=group_order):
             group = [(g, u) for g, u in gains if utt2snr.get(u, "unknown") == snr and u not in seen]
             if not group:
                 continue
@@ -75,7 +76,7 @@ def group_plot(path: Path, results: list[UttResult], key_of, what: str, title: s
     import matplotlib.pyplot as plt
 
     panels = [(m, _group_means(results, key_of, m)) for m in ("pesq", "stoi")]
-    groups = sorted(panels[0][1], key=_snr_order)
+    groups = sorted(panels[0][1], key=group_order)
     if not groups:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))

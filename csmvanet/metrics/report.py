@@ -18,6 +18,7 @@ import yaml
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import STOI_IMPL, pesq_impl, vad_from_counts
 from csmvanet.metrics.figures import make_figures
+from csmvanet.metrics.listening import group_order
 from csmvanet.metrics.results import UttResult
 from csmvanet.metrics.score import ScoreInputs
 from csmvanet.version import __version__, git_hash
@@ -136,13 +137,6 @@ def table1(results: list[UttResult], title: str, published: list[dict] | None = 
     return "\n".join(lines)
 
 
-def _group(value: str) -> tuple:
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
-
-
 def table2(results: list[UttResult], utt2noise: dict[str, str] | None,
            utt2snr: dict[str, str] | None, title: str) -> str:
     """Rows: SNR x {Noisy, Enhanced}; columns: noise type (PESQ, STOI) and the average."""
@@ -150,7 +144,7 @@ def table2(results: list[UttResult], utt2noise: dict[str, str] | None,
     noise_of = (lambda u: utt2noise.get(u, "unknown")) if utt2noise else (lambda u: "all")
     snr_of = (lambda u: utt2snr.get(u, "unknown")) if utt2snr else (lambda u: "all")
     noises = sorted({noise_of(r.utt) for r in ok})
-    snrs = sorted({snr_of(r.utt) for r in ok}, key=_group)
+    snrs = sorted({snr_of(r.utt) for r in ok}, key=group_order)
     systems = [(s, lab) for s, lab in (("noisy", "Noisy"), ("enhanced", title))
                if any(s in r.scores for r in ok)]
 
