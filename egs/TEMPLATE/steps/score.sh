@@ -60,6 +60,7 @@ fi
 [ -f "$data/utt2snr" ] && opts+=(--utt2snr "$data/utt2snr")
 [ -f "$enh/../config.yaml" ] && opts+=(--config_file "$enh/../config.yaml")
 [ -n "$pesq_mode" ] && opts+=(--pesq_mode "$pesq_mode")
+opts+=(--html_report "$html_report")  # before score_opts: "--html_report false" there wins
 # shellcheck disable=SC2206  # score_opts is a list of words
 opts+=($score_opts)
 
@@ -71,7 +72,7 @@ $cmd JOB=1:"$nj" "$dir/log/score.JOB.log" \
   csmvanet-score "${opts[@]}" --out_dir "$dir/split$nj/JOB" --job JOB --num_jobs "$nj" \
     --report false --progress false || jobs_ok=false
 
-report=(--title "$title" --figures "$figures" --html_report "$html_report")
+report=(--title "$title" --figures "$figures")
 [ -n "$published" ] && report+=(--published "$published")
 split_dirs=()
 for j in $(seq "$nj"); do split_dirs+=("$dir/split$nj/$j"); done
