@@ -329,6 +329,8 @@ def _html_report(out_dir: Path, results, inputs, *, md: list[str], **kw) -> None
         logging.getLogger(__name__).info("wrote %s", path)
     except ImportError as e:
         logging.getLogger(__name__).warning("no report.html: %s (pip install 'csmvanet[report]')", e)
+    except Exception as e:  # noqa: BLE001 - the listening page is an extra: RESULTS.md and the scores stand
+        logging.getLogger(__name__).error("no report.html: %s: %s", type(e).__name__, e)
 
 
 def write_sets_report(out_dir: Path, sets: list[tuple[str, Path]], title: str) -> Path:
