@@ -6,8 +6,8 @@ VAD probability with the speech segments, the settings used, the real-time facto
 "speech removed?" list.
 
 Speech removed? (:func:`removed_stretches`): at every VAD frame the energies of input and output
-are summed over ``window`` seconds (default 0.1 s) around it; a frame is flagged where the VAD
-probability is at or above the VAD threshold, the output lost at least ``removed_share`` of the
+(within the model's band: signals above the model's rate are resampled to it first) are summed over
+``window`` seconds (default 0.1 s) around it; a frame is flagged where the VAD probability is at or above the VAD threshold, the output lost at least ``removed_share`` of the
 input's energy (default 0.9: the output is 10 dB or more below the input) and the input is not
 near silence (within 60 dB of its loudest window). Flagged frames less than 0.1 s apart are joined
 and stretches shorter than 0.2 s dropped. Removing noise takes away a large share only when the
@@ -76,6 +76,16 @@ def residual_of(inp: np.ndarray, out: np.ndarray) -> np.ndarray:
     return inp[:n] - out[:n]
 
 
+def in_model_band(x: np.ndarray, fs: int, model_rate: int) -> tuple[np.ndarray, int]:
+    """x [N, C] at ``fs`` resampled to the model's rate when above it: the energy comparisons judge
+    only the band the model works in (above its Nyquist the output holds nothing of the input)."""
+    from csmvanet.audio import resample
+
+    if fs <= model_rate:
+        return x, fs
+    return resample(np.ascontiguousarray(x, dtype=np.float32), fs, model_rate), model_rate
+
+
 def removed_share_of(inp: np.ndarray, out: np.ndarray, fs: int, spans: list | None = None) -> float:
     """Share of the input's energy the output removed (1 - E_out / E_in; [N, C] both), over the whole
     signal or over ``spans`` (seconds); NaN where the input has no energy there."""
@@ -107,6 +117,8 @@ def removed_stretches(inp: np.ndarray, out: np.ndarray, fs: int, vad: np.ndarray
     out = out if out.ndim == 2 else out[:, None]
     if out.shape[1] != inp.shape[1]:
         inp = inp.mean(axis=1, keepdims=True)
+    inp, _ = in_model_band(inp, fs, stft_cfg.sample_rate)
+    out, fs = in_model_band(out, fs, stft_cfg.sample_rate)
     n = min(len(inp), len(out))
     vad = np.asarray(vad, dtype=np.float64).ravel()
     if n == 0 or vad.size == 0:
@@ -127,7 +139,8 @@ def removed_stretches(inp: np.ndarray, out: np.ndarray, fs: int, vad: np.ndarray
         s0, s1 = int(a * fs), int(b * fs)
         ein = float(np.sum(inp[s0:s1].astype(np.float64) ** 2))
         eout = float(np.sum(out[s0:s1].astype(np.float64) ** 2))
-        out_list.append(Stretch(a, b, 1.0 - eout / ein if ein > 0 else 0.0, float(np.mean(vad[i0:i1]))))
+        sel = flag[i0:i1] if flag[i0:i1].any() else np.ones(len(vad[i0:i1]), bool)
+        out_list.append(Stretch(a, b, 1.0 - eout / ein if ein > 0 else 0.0, float(np.mean(vad[i0:i1][sel]))))
     return out_list
 
 
@@ -154,9 +167,12 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
     out, fs_out = read_audio(item.output, always_2d=True)
     res = residual if residual is not None else residual_of(inp, out)
     item.duration = len(inp) / fs
-    item.removed_all = removed_share_of(inp, out, fs)
+    band_in, _ = in_model_band(inp if out.shape[1] == inp.shape[1] else inp.mean(axis=1, keepdims=True), fs,
+                               stft_cfg.sample_rate)
+    band_out, band_fs = in_model_band(out, fs, stft_cfg.sample_rate)
+    item.removed_all = removed_share_of(band_in, band_out, band_fs)
     if item.speech:
-        item.removed_speech = removed_share_of(inp, out, fs, item.speech)
+        item.removed_speech = removed_share_of(band_in, band_out, band_fs, item.speech)
     audio = []
     for k, w, cap in (("input", inp, "input"), ("output", out, "output (enhanced)"),
                       ("residual", res, "residual: input - output (what was removed)")):
@@ -185,7 +201,8 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
     body = [f'<p><a href="index.html">&larr; all inputs</a></p><h1>{esc(item.key)}</h1>',
             f'<p class="note">{esc(item.source)} &rarr; {esc(item.output)}; {item.duration:.2f} s, {fs} Hz, '
             f'{inp.shape[1]} channel(s); processed in {item.seconds:.2f} s (real-time factor '
-            f'{item.seconds / item.duration if item.duration else math.nan:.3f}). Energy removed (1 - output / input '
+            f'{item.seconds / item.duration if item.duration else math.nan:.3f}). Energy removed below '
+            f'{stft_cfg.sample_rate / 2000:g} kHz (1 - output / input '
             f'energy): {_pct(item.removed_all)} of the whole file, {_pct(item.removed_speech)} within the '
             'speech segments.</p>',
             "<h2>Listen</h2>", player_html,
@@ -209,7 +226,8 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
             + "</td></tr>" for s in item.stretches)
         body.append(f'<p>{len(item.stretches)} stretch(es) where the VAD says speech (probability &ge; '
                     f'{vad_threshold:g}) and the output removed &ge; {removed_share:.0%} of the input\'s energy '
-                    "(threshold: --removed_share). Play from half a second before:</p>"
+                    f"below {stft_cfg.sample_rate / 2000:g} kHz (threshold: --removed_share). Play from half a "
+                    "second before:</p>"
                     '<table><thead><tr><th scope="col">start</th><th scope="col">end</th>'
                     '<th scope="col">seconds</th><th scope="col">energy removed</th>'
                     '<th scope="col">mean VAD</th><th scope="col">play</th></tr></thead>'
