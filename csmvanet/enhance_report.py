@@ -144,12 +144,15 @@ def removed_stretches(inp: np.ndarray, out: np.ndarray, fs: int, vad: np.ndarray
     return out_list
 
 
-def _pct(v: float) -> str:
-    """A removed share as text: '37% (-2.0 dB)'; a negative share: the output is louder."""
+def _pct(v: float, long: bool = False) -> str:
+    """A removed share as text: '36% (-2.0 dB)' (long: '36% of the energy removed (-2.0 dB)');
+    a negative share means the output is louder: '+2.2 dB louder'."""
     if not math.isfinite(v):
         return "-"
     db = 10 * math.log10(max(1.0 - v, 1e-12))
-    return f"{v:.0%} ({db:+.1f} dB)" if v >= 0 else f"none: output {db:+.1f} dB louder"
+    if v < 0:
+        return f"{db:+.1f} dB louder" + (" (nothing removed)" if long else "")
+    return f"{v:.0%}" + (" of the energy removed" if long else "") + f" ({db:+.1f} dB)"
 
 
 SEEK_JS = """<script>
@@ -201,10 +204,9 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
     body = [f'<p><a href="index.html">&larr; all inputs</a></p><h1>{esc(item.key)}</h1>',
             f'<p class="note">{esc(item.source)} &rarr; {esc(item.output)}; {item.duration:.2f} s, {fs} Hz, '
             f'{inp.shape[1]} channel(s); processed in {item.seconds:.2f} s (real-time factor '
-            f'{item.seconds / item.duration if item.duration else math.nan:.3f}). Energy removed below '
-            f'{stft_cfg.sample_rate / 2000:g} kHz (1 - output / input '
-            f'energy): {_pct(item.removed_all)} of the whole file, {_pct(item.removed_speech)} within the '
-            'speech segments.</p>',
+            f'{item.seconds / item.duration if item.duration else math.nan:.3f}). Output against input below '
+            f'{stft_cfg.sample_rate / 2000:g} kHz: {_pct(item.removed_all, True)} over the whole file, '
+            f'{_pct(item.removed_speech, True)} within the speech segments.</p>',
             "<h2>Listen</h2>", player_html,
             "<h2>Spectrograms and VAD</h2>",
             image(fig, f"Spectrograms of input, output and residual of {item.key}"
@@ -297,7 +299,7 @@ def write_enhance_report(rep_dir: str | Path | None, done: list[tuple[str, str]]
                 "(processing seconds per second of audio).</p>",
                 '<table><thead><tr><th scope="col">input</th><th scope="col">seconds</th>'
                 '<th scope="col">speech (s)</th><th scope="col">energy removed</th>'
-                '<th scope="col">... in speech</th><th scope="col">speech removed? stretches</th>'
+                '<th scope="col">energy removed in speech</th><th scope="col">speech removed? stretches</th>'
                 f'<th scope="col">real-time factor</th></tr></thead><tbody>{rows}</tbody></table>']
         if problems:
             body += ["<h2>Problems</h2>", "<ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"]
