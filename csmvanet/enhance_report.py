@@ -192,7 +192,7 @@ def _input_page(rep_dir: Path, index: int, item: InputPage, src, vad: np.ndarray
         for a, b in item.speech:
             seg_mask[(t >= a) & (t < b)] = 1.0
     mono = (lambda w: w.mean(axis=1))
-    fig = f"files/{name}/spectrogram.png"
+    fig = f"files/{name}/spectrogram.jpg"
     make_figure(rep_dir / fig, item.key, f"{item.duration:.1f} s", [("input", mono(inp)), ("output", mono(out)),
                 ("residual (removed)", mono(res))], fs, seg_mask, vad, frame_s, threshold=vad_threshold,
                 ref_label="speech segments", marks=[(s.start, s.end) for s in item.stretches],

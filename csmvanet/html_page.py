@@ -18,10 +18,11 @@ import re
 from string import Template
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1100px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1300px;
  padding:0 1em;color:#1b1b1b;background:#fff;line-height:1.4}
 h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 h3{font-size:1.05em;margin-bottom:.3em}
+.tablewrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
 th,td{border:1px solid #bbb;padding:.2em .5em;text-align:right}th{background:#f0f0f0}
 td:first-child,th:first-child,td.l,th.l{text-align:left}
@@ -116,7 +117,7 @@ def table(head: list[str], rows: list[list[object]], caption: str | None = None)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     th = "".join(f'<th scope="col">{esc(h)}</th>' for h in head)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table>{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="tablewrap"><table>{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def md_table(md: str, caption: str | None = None) -> str:

@@ -85,8 +85,8 @@ def test_the_browser_check_finds_what_is_broken(chrome, scored_report, tmp_path)
     shutil.copytree(scored_report, bad)
     clip = sorted(bad.glob("listen/*/enhanced.flac"))[0]
     clip.unlink()
-    fig = sorted(bad.glob("listen/*/spectrogram.png"))[-1]
-    fig.write_bytes(b"not a png")
+    fig = sorted(bad.glob("listen/*/spectrogram.jpg"))[-1]
+    fig.write_bytes(b"not a picture")
     page = bad / "report.html"
     text = page.read_text()
     text = text.replace("</main>", "</main><script>noSuchFunction();</script>", 1)

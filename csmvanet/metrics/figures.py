@@ -100,8 +100,9 @@ def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndar
     fig.suptitle(f"{utt}: {title}", fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / fig.get_figheight(),
                         top=1 - 0.45 / fig.get_figheight(), hspace=0.35)
+    jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")   # spectrograms: a quarter of the PNG's size
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=72, format="png")
+        fig.savefig(tmp, dpi=72, format="jpeg" if jpeg else "png", **({"pil_kwargs": {"quality": 85}} if jpeg else {}))
     plt.close(fig)
 
 

@@ -150,7 +150,7 @@ def _utterance_section(out_dir: Path, index: int, label: str, utt: str, gain: fl
         vr = np.asarray(kaldiio.load_mat(tables["vref"][utt])).ravel()
     if utt in tables["vhyp"]:
         vh = np.asarray(kaldiio.load_mat(tables["vhyp"][utt])).ravel()
-    fig_rel = f"{LISTEN_DIR}/{name}/spectrogram.png"
+    fig_rel = f"{LISTEN_DIR}/{name}/spectrogram.jpg"
     make_figure(out_dir / fig_rel, utt, f"{label}, PESQ gain {gain:+.2f}",
                 [(captions[k], sig[k]) for k in ("noisy", "enhanced", "clean", "residual") if k in sig],
                 fs, vr, vh, fs_frame(fs), threshold=vad_threshold)
