@@ -117,7 +117,7 @@ def _write_clip(path: Path, wave: np.ndarray, fs: int) -> str:
 
 
 def _utterance_section(out_dir: Path, index: int, label: str, utt: str, gain: float, res: UttResult,
-                       inputs: ScoreInputs, tables: dict, fs_frame, vad_threshold: float) -> str:
+                       tables: dict, fs_frame, vad_threshold: float) -> str:
     import kaldiio
 
     from csmvanet.metrics.score import _read_mono
@@ -223,8 +223,7 @@ def write_listening_report(out_dir: Path, results: list[UttResult], inputs: Scor
     frame = (lambda fs: frame_hop_seconds(config, fs))
     for i, (label, utt, gain) in enumerate(picks):
         try:
-            body.append(_utterance_section(out_dir, i, label, utt, gain, by_utt[utt], inputs, tables, frame,
-                                           vad_threshold))
+            body.append(_utterance_section(out_dir, i, label, utt, gain, by_utt[utt], tables, frame, vad_threshold))
         except Exception as e:  # noqa: BLE001 - one utterance must not sink the report
             log.warning("listening report: %s left out: %s", utt, e)
             body.append(f'<p class="warn">{esc(utt)}: left out ({esc(e)})</p>')
