@@ -178,6 +178,7 @@ class BatchReport:
     skipped: list = field(default_factory=list)   # files of input folders left alone, with the reason
     audio_seconds: float = 0.0
     seconds: float = 0.0
+    item_seconds: dict = field(default_factory=dict)  # key -> seconds spent enhancing it
 
 
 def _one_line(it: BatchItem, e: BaseException) -> str:
@@ -249,8 +250,10 @@ def enhance_batch(enhancer: Enhancer, items: list[BatchItem], output_dir: str | 
                 src = it.audio.source if it.audio is not None else it.source
                 if Path(src).exists() and out_path.resolve() == Path(src).resolve():
                     raise EnhanceError(f"{it.source}: output would overwrite the input")
+                t_item = time.perf_counter()
                 res = enhancer.enhance_file(it.audio if it.audio is not None else it.source, out_path,
                                             channels=channels, subtype=subtype)
+                rep.item_seconds[it.key] = time.perf_counter() - t_item
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):   # every later file would fail too
                     raise EnhanceError(f"{out_path}: cannot write: {e.strerror} (free space or choose another "

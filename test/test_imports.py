@@ -20,7 +20,8 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 FLOORS = [
     ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
                 "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
-                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs", "csmvanet.output_level"]),
+                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs", "csmvanet.output_level",
+                "csmvanet.html_page"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
               "csmvanet.datadir_fix", "csmvanet.datadir_durations", "csmvanet.datadir_perturb",
@@ -33,7 +34,9 @@ FLOORS = [
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer", "csmvanet.tuning"]),
     ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
-                 "csmvanet.metrics.figures"]),  # its example figures
+                 "csmvanet.metrics.figures",    # its example figures
+                 "csmvanet.metrics.listening",  # report.html beside RESULTS.md
+                 "csmvanet.enhance_report"]),   # csmvanet-enhance --report / --residual_dir
     ("bin", ["csmvanet.bin"]),
     ("package", ["csmvanet"]),       # csmvanet/__init__: the public face (lazy Enhancer); imported by no module
 ]

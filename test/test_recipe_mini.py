@@ -81,6 +81,12 @@ def test_stages_0_to_5_write_results_with_noisy_and_enhanced_rows(mini_run):
     # the validation set is enhanced and scored too, and RESULTS.md holds both sets
     assert "# Set test:" in results and "# Set valid:" in results
     assert (out / "exp" / "csmvanet_train" / "enhanced_valid" / "scoring" / "RESULTS.md").is_file()
+    # stage 5 also writes the listening report; its clips and figures are in the scoring folder
+    scoring = out / "exp" / "csmvanet_train" / "enhanced_test" / "scoring"
+    page = (scoring / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]+)"', page)
+    assert sum(s.endswith(".flac") for s in srcs) >= 4 * 3 and "listen/by_snr.png" in srcs
+    assert all((scoring / s).is_file() for s in srcs), srcs
 
 
 def test_test_set_is_disjoint_from_training(mini_run):

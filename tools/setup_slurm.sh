@@ -106,15 +106,8 @@ fi
 # 1. Install.
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null \
     || ! command -v munged >/dev/null; then
-  pkgs="slurmctld slurmd slurm-client munge"
-  command -v apt-get >/dev/null || cannot_install "no apt-get to install $pkgs with"
-  say "installing $pkgs"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q --no-install-recommends $pkgs >/dev/null; then
-    say "install failed; running apt-get update and retrying"
-    apt-get update -q >/dev/null || cannot_install "apt-get update failed"
-    apt-get install -y -q --no-install-recommends $pkgs >/dev/null || cannot_install "apt-get install $pkgs failed"
-  fi
+  # exit 2 (cannot install here) passes through
+  "$tools_dir/apt_install.sh" slurmctld slurmd slurm-client munge || exit $?
 fi
 
 # 2. munge: key, run dir, daemon (must run as the munge user).

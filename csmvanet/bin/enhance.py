@@ -44,6 +44,12 @@ hop 100 at 16 kHz; multi-channel: the maximum over channels), V/segments (Kaldi)
 with --vad_threshold (default: the threshold stored with the model, else 0.5), --min_speech and
 --min_silence (seconds).
 
+--report R writes a listening report R/index.html (one page per input: players for input, output and
+residual, spectrograms, VAD track and segments, settings, real-time factor and a "speech removed?"
+list of stretches where the VAD says speech and the output removed >= --removed_share (default 0.9)
+of the input's energy; docs/listening_report.md); without --vad_dir the VAD outputs go to R/vad.
+--residual_dir X writes the residual input - output of every input to X/<output name>.
+
 --backend runs the network with torch (default), onnxruntime (pip install 'csmvanet[onnx]'; the
 network is exported in memory, or read from --onnx FILE written by csmvanet-export from the same
 weights), torch-int8 (Conformer linear layers dynamically quantised to int8) or torch-bf16 (CPU
@@ -159,6 +165,11 @@ def _main(argv=None) -> int:
                    help="what runs the network (default torch)")
     p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write a listening report DIR/index.html (offline; one page per input)")
+    p.add_argument("--residual_dir", default=None, help="write input - output (what was removed) here")
+    p.add_argument("--removed_share", type=_fraction, default=0.9,
+                   help="report: flag speech where the output removed at least this share of the input's energy")
     args = p.parse_args(argv)
     if args.list_models:
         from csmvanet.model_files import list_bundled_models
@@ -192,8 +203,14 @@ def _main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("csmvanet-enhance: error: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
+    from csmvanet.enhance_report import check_report_dirs
+
+    vad_dir = args.vad_dir or (f"{args.report}/vad" if args.report else None)
     try:   # before loading the model: a wrong output path fails at once, not after the batch
-        check_outputs(args.output_dir, args.out_scp, args.vad_dir)
+        check_outputs(args.output_dir, args.out_scp, vad_dir)
+        problem = check_report_dirs(args.output_dir, args.report, args.residual_dir)
+        if problem:
+            raise EnhanceError(problem)
     except EnhanceError as e:
         print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
         return 2
@@ -221,7 +238,7 @@ def _main(argv=None) -> int:
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
-        rep = enhance_batch(enh, all_items, args.output_dir, out_scp=args.out_scp, vad_dir=args.vad_dir,
+        rep = enhance_batch(enh, all_items, args.output_dir, out_scp=args.out_scp, vad_dir=vad_dir,
                             channels=args.channels, subtype=args.output_subtype,
                             vad_threshold=enh.vad_threshold, min_speech=args.min_speech,
                             min_silence=args.min_silence, progress=not args.no_progress)
@@ -231,6 +248,13 @@ def _main(argv=None) -> int:
     rtf = rep.seconds / rep.audio_seconds if rep.audio_seconds else float("nan")
     print(f"csmvanet-enhance: enhanced {len(rep.done)} of {len(items)} input(s), {rep.audio_seconds:.1f} s "
           f"of audio in {rep.seconds:.1f} s (real-time factor {rtf:.3f})", file=sys.stderr)
+    if args.report or args.residual_dir:
+        from csmvanet.enhance_report import report_after_batch
+
+        rep.failed += report_after_batch(enh, args, all_items, rep, vad_dir,
+                                         say=lambda line: print(f"csmvanet-enhance: {line}", file=sys.stderr))
+        if args.report:
+            print(f"csmvanet-enhance: wrote {args.report}/index.html", file=sys.stderr)
     if rep.skipped:
         print(f"csmvanet-enhance: skipped {len(rep.skipped)} file(s) of the input folder(s) (listed above)",
               file=sys.stderr)

@@ -3,7 +3,8 @@
 Score:  csmvanet-score --ref_scp data/test/spk1.scp --enh_scp exp/x/enhanced.scp --out_dir D
           [--noisy_scp data/test/wav.scp] [--vad_ref_scp vad.scp --vad_hyp_scp vad_prob.scp]
           [--utt2noise F --utt2snr F] [--config_file exp/x/config.yaml] [--title T]
-          [--published F] [--nj N] [--report true|false] [--segments data/test/segments]
+          [--published F] [--nj N] [--report true|false] [--html_report true|false]
+          [--segments data/test/segments]
 Split:  add --job J --num_jobs N: score the J-th of N contiguous shares of the keys into D
           (no report, missing/extra not checked: the merge does that).
 Merge:  csmvanet-score --merge D1 D2 ... --out_dir D --ref_scp ... --enh_scp ... [same options]
@@ -15,7 +16,8 @@ Collect: csmvanet-score --collect SET=D1 SET=D2 ... --out_dir E [--title T]
 utterance is scored against its segment of them; --enh_scp stays keyed by utterance.
 
 Per-utterance files go to D/enhanced/<metric> and D/noisy/<metric> (`utt value`), problems to
-D/errors, D/warnings, D/missing, D/extra; D/RESULTS.md and D/figures/ hold the report.
+D/errors, D/warnings, D/missing, D/extra; D/RESULTS.md and D/figures/ hold the report;
+--html_report true adds D/report.html (+ D/listen/), a listening report (docs/listening_report.md).
 Lengths: an enhanced (or noisy) file within --length_tolerance (0.02 s) of its reference's length is
 trimmed to the shorter and warned; further apart it is an error (both lengths named), not scored.
 Exit status 1 if any utterance could not be scored or any reference key has no enhanced file
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write OUT_DIR/RESULTS.md from the scoring folders of several sets")
     p.add_argument("--report", type=_bool, default=True, help="write RESULTS.md (true|false)")
     p.add_argument("--figures", type=_bool, default=True, help="example PNGs in the report")
+    p.add_argument("--html_report", type=_bool, default=False,
+                   help="also D/report.html, a listening report (players, spectrograms, plots; offline)")
     p.add_argument("--progress", type=_bool, default=True, help="tqdm progress bar")
     return p
 
@@ -173,7 +177,8 @@ def _main(argv=None) -> int:
                                 title=args.title, config_file=args.config_file,
                                 published=args.published, utt2noise=args.utt2noise,
                                 utt2snr=args.utt2snr, pesq_mode=args.pesq_mode,
-                                figures=args.figures, vad_threshold=args.vad_threshold)
+                                figures=args.figures, vad_threshold=args.vad_threshold,
+                                html=args.html_report)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
     except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)

@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 
-def pick_examples(results: list[UttResult]) -> list[tuple[str, str, float]]:
-    """[(label, utt, PESQ gain)] for the worst, median and best PESQ gain (enhanced - noisy; the
-    enhanced PESQ itself when there is no noisy row)."""
+def pesq_gains(results: list[UttResult]) -> list[tuple[float, str]]:
+    """[(PESQ gain, utt)], ascending: enhanced - noisy PESQ (the enhanced PESQ itself when there is
+    no noisy row); utterances without a finite PESQ are left out."""
     gains = []
     for r in results:
         if r.error or "enhanced" not in r.scores:
@@ -30,9 +30,14 @@ def pick_examples(results: list[UttResult]) -> list[tuple[str, str, float]]:
         n = r.scores.get("noisy", {}).get("pesq", 0.0) if "noisy" in r.scores else 0.0
         if math.isfinite(e) and math.isfinite(n):
             gains.append((e - n, r.utt))
+    return sorted(gains)
+
+
+def pick_examples(results: list[UttResult]) -> list[tuple[str, str, float]]:
+    """[(label, utt, PESQ gain)] for the worst, median and best PESQ gain (:func:`pesq_gains`)."""
+    gains = pesq_gains(results)
     if not gains:
         return []
-    gains.sort()
     picks = [("worst", gains[0]), ("median", gains[(len(gains) - 1) // 2]), ("best", gains[-1])]
     seen, out = set(), []
     for label, (g, u) in picks:
@@ -51,7 +56,12 @@ def _spectrogram_db(x: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarr
 
 
 def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndarray]], fs: int,
-                vad_ref: np.ndarray | None, vad_hyp: np.ndarray | None, frame_s: float) -> None:
+                vad_ref: np.ndarray | None, vad_hyp: np.ndarray | None, frame_s: float, *,
+                threshold: float = 0.5, ref_label: str = "label",
+                marks: list[tuple[float, float]] | None = None, marks_label: str = "") -> None:
+    """Spectrograms of ``waves`` (one row each) and a VAD row (``vad_ref`` 0/1 per frame drawn as
+    ``ref_label``, ``vad_hyp`` the probability); ``marks`` (seconds) are shaded on every row.
+    Long signals get a coarser spectrogram hop (at most about 4000 columns)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,9 +70,10 @@ def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndar
     n_rows = len(waves) + (1 if vad_ref is not None or vad_hyp is not None else 0)
     fig, axes = plt.subplots(n_rows, 1, figsize=(9, 1.9 * n_rows + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]
-    vmax = max(_spectrogram_db(w).max() for _, w in waves)
-    for ax, (name, w) in zip(axes, waves):
-        s = _spectrogram_db(w)
+    hop = max(128, max(len(w) for _, w in waves) // 4000)
+    specs = [_spectrogram_db(w, hop=hop) for _, w in waves]
+    vmax = max(s.max() for s in specs)
+    for ax, (name, w), s in zip(axes, waves, specs):
         ax.imshow(s, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
                   extent=[0, len(w) / fs, 0, fs / 2000], interpolation="nearest")
         ax.set_ylabel("kHz")
@@ -71,20 +82,27 @@ def make_figure(path: Path, utt: str, title: str, waves: list[tuple[str, np.ndar
         ax = axes[-1]
         if vad_ref is not None:
             t = np.arange(len(vad_ref)) * frame_s
-            ax.fill_between(t, 0, np.asarray(vad_ref, float), step="mid", color="0.8", label="label")
+            ax.fill_between(t, 0, np.asarray(vad_ref, float), step="mid", color="0.8", label=ref_label)
         if vad_hyp is not None:
             t = np.arange(len(vad_hyp)) * frame_s
             ax.plot(t, vad_hyp, color="C0", lw=1, label="predicted probability")
-            ax.axhline(0.5, color="C3", lw=0.6, ls="--", label="threshold 0.5")
+            ax.axhline(threshold, color="C3", lw=0.6, ls="--", label=f"threshold {threshold:g}")
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("VAD")
         ax.legend(loc="upper right", fontsize=7)
+    for i, (a, b) in enumerate(marks or []):
+        for ax in axes:
+            ax.axvspan(a, b, color="C2", alpha=0.25, lw=0,
+                       label=marks_label if (i == 0 and ax is axes[-1] and marks_label) else None)
+    if marks and n_rows > len(waves):
+        axes[-1].legend(loc="upper right", fontsize=7)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"{utt}: {title}", fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / fig.get_figheight(),
                         top=1 - 0.45 / fig.get_figheight(), hspace=0.35)
+    jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")   # spectrograms: a quarter of the PNG's size
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=72, format="png")
+        fig.savefig(tmp, dpi=72, format="jpeg" if jpeg else "png", **({"pil_kwargs": {"quality": 85}} if jpeg else {}))
     plt.close(fig)
 
 

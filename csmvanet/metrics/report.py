@@ -19,6 +19,7 @@ from csmvanet.config import parse_yaml
 from csmvanet.fileio import atomic_write_text
 from csmvanet.metrics.basic import STOI_IMPL, pesq_impl, vad_from_counts
 from csmvanet.metrics.figures import make_figures
+from csmvanet.metrics.listening import group_order
 from csmvanet.metrics.results import UttResult
 from csmvanet.metrics.score import ScoreInputs
 from csmvanet.version import __version__, git_hash
@@ -137,13 +138,6 @@ def table1(results: list[UttResult], title: str, published: list[dict] | None = 
     return "\n".join(lines)
 
 
-def _group(value: str) -> tuple:
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
-
-
 def table2(results: list[UttResult], utt2noise: dict[str, str] | None,
            utt2snr: dict[str, str] | None, title: str) -> str:
     """Rows: SNR x {Noisy, Enhanced}; columns: noise type (PESQ, STOI) and the average."""
@@ -151,7 +145,7 @@ def table2(results: list[UttResult], utt2noise: dict[str, str] | None,
     noise_of = (lambda u: utt2noise.get(u, "unknown")) if utt2noise else (lambda u: "all")
     snr_of = (lambda u: utt2snr.get(u, "unknown")) if utt2snr else (lambda u: "all")
     noises = sorted({noise_of(r.utt) for r in ok})
-    snrs = sorted({snr_of(r.utt) for r in ok}, key=_group)
+    snrs = sorted({snr_of(r.utt) for r in ok}, key=group_order)
     systems = [(s, lab) for s, lab in (("noisy", "Noisy"), ("enhanced", title))
                if any(s in r.scores for r in ok)]
 
@@ -219,9 +213,11 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
                  missing: list[str], extra: list[str], title: str = "Enhanced",
                  config_file: Path | None = None, published: Path | None = None,
                  utt2noise: Path | None = None, utt2snr: Path | None = None,
-                 pesq_mode: str | None = None, figures: bool = True, vad_threshold: float = 0.5) -> Path:
+                 pesq_mode: str | None = None, figures: bool = True, vad_threshold: float = 0.5,
+                 html: bool = False) -> Path:
     """Write out_dir/RESULTS.md (+ summary.yaml, figures/). Returns the RESULTS.md path.
-    ``vad_threshold``: the decision threshold the VAD metrics were computed with (named in the report)."""
+    ``vad_threshold``: the decision threshold the VAD metrics were computed with (named in the report).
+    ``html``: also out_dir/report.html, the listening report (:mod:`csmvanet.metrics.listening`)."""
     from csmvanet.config import load_config
     from csmvanet.datadir import read_scp
     out_dir = Path(out_dir)
@@ -259,7 +255,8 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
     md.append(f"- warnings (trimmed lengths, ...; listed in `warnings`): {n_warn}")
     md.append("")
 
-    md += ["## Table I layout (mean over utterances)", "", table1(results, title, pub_rows), ""]
+    t1 = table1(results, title, pub_rows)
+    md += ["## Table I layout (mean over utterances)", "", t1, ""]
     md.append("Columns: PESQ (" + {"wb": "wide-band P.862.2", "nb": "narrow-band P.862"}.get(
         mode, "wide-band P.862.2 at 16 kHz, narrow-band P.862 at 8 kHz") + "), STOI, CSIG/CBAK/COVL (Hu & Loizou 2008), segSNR (dB), SI-SDR (dB), "
               "VAD F1 (frames pooled over utterances). Rows in italics are published numbers copied "
@@ -279,9 +276,9 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
                f"AUC is the mean of per-utterance AUCs ({ens_nan.get('vad_auc', 0)} utterances "
                f"without both classes excluded). The second row is the baseline that calls every frame "
                f"speech (recall 1; AUC undefined).", ""]
-    if u2n or u2s:
-        md += ["## Table II layout (PESQ / STOI by noise type and SNR)", "",
-               table2(results, u2n, u2s, title), ""]
+    t2 = table2(results, u2n, u2s, title) if (u2n or u2s) else None
+    if t2:
+        md += ["## Table II layout (PESQ / STOI by noise type and SNR)", "", t2, ""]
     others = {s: system_means(results, s)[0] for s in ("noisy", "enhanced")
               if any(s in r.scores for r in results)}
     md += ["## Other measures (mean)", "", "| System | LLR | WSS |", "|---|---:|---:|"]
@@ -307,7 +304,34 @@ def write_report(out_dir: Path, results: list[UttResult], inputs: ScoreInputs, *
     atomic_write_text(out_dir / "summary.yaml", yaml.safe_dump(summary, sort_keys=False))
     path = out_dir / "RESULTS.md"
     atomic_write_text(path, "\n".join(md))
+    if html and figures:
+        _html_report(out_dir, results, inputs, title=title, config=config, utt2noise=u2n, utt2snr=u2s, table1_md=t1,
+                     table2_md=t2, md=md, vad_threshold=vad_threshold,
+                     summary=[("scored", len(scored)), ("errors", len(errors)), ("missing", len(missing)),
+                              ("extra", len(extra)), ("date", env["date"]), ("csmvanet", f"{env['csmvanet']} "
+                              f"({env['git']})"), ("PESQ", env["PESQ implementation"])])
     return path
+
+
+def _html_report(out_dir: Path, results, inputs, *, md: list[str], **kw) -> None:
+    """report.html beside RESULTS.md; a failure (no matplotlib, ...) is logged, RESULTS.md stands."""
+    import logging
+
+    try:
+        from csmvanet.metrics.listening import write_listening_report
+
+        vad = []
+        if "## VAD" in md:   # the table right under the heading
+            for ln in md[md.index("## VAD") + 2:]:
+                if not ln.startswith("|"):
+                    break
+                vad.append(ln)
+        path = write_listening_report(out_dir, results, inputs, vad_md="\n".join(vad) or None, **kw)
+        logging.getLogger(__name__).info("wrote %s", path)
+    except ImportError as e:
+        logging.getLogger(__name__).warning("no report.html: %s (pip install 'csmvanet[report]')", e)
+    except Exception as e:  # noqa: BLE001 - the listening page is an extra: RESULTS.md and the scores stand
+        logging.getLogger(__name__).error("no report.html: %s: %s", type(e).__name__, e)
 
 
 def write_sets_report(out_dir: Path, sets: list[tuple[str, Path]], title: str) -> Path:

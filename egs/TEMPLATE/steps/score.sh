@@ -9,7 +9,9 @@
 # utt2noise, utt2snr (Table II), segments (then spk1.scp and wav.scp are keyed by recording and
 # each utterance is scored against its segment); <enh_dir>/enhanced.scp (required), vad_prob.scp, and
 # <enh_dir>/../config.yaml (embedded in the report). Exit status non-zero if any utterance could
-# not be scored or has no enhanced file; the report is written first in any case.
+# not be scored or has no enhanced file; the report is written first in any case. With
+# --html_report true (default) also <enh_dir>/scoring/report.html, a listening report
+# (docs/listening_report.md).
 set -euo pipefail
 
 nj=4
@@ -18,9 +20,10 @@ title=            # name of the enhanced row (default: the experiment folder nam
 published=        # YAML/TSV with published rows for Table I (shown marked 'published')
 pesq_mode=        # wb or nb (default: wb at 16 kHz, nb at 8 kHz)
 figures=true      # example spectrogram/VAD PNGs in the report
+html_report=true  # also <enh_dir>/scoring/report.html: listening report (players, spectrograms; offline)
 report_copy=      # also write the report to this file (e.g. exp/<tag>/RESULTS.md), figure links kept valid
 score_opts=       # extra csmvanet-score options (every job and the merge), e.g. "--vad_threshold 0.6"
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--html-report true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -57,6 +60,7 @@ fi
 [ -f "$data/utt2snr" ] && opts+=(--utt2snr "$data/utt2snr")
 [ -f "$enh/../config.yaml" ] && opts+=(--config_file "$enh/../config.yaml")
 [ -n "$pesq_mode" ] && opts+=(--pesq_mode "$pesq_mode")
+opts+=(--html_report "$html_report")  # before score_opts: "--html_report false" there wins
 # shellcheck disable=SC2206  # score_opts is a list of words
 opts+=($score_opts)
 
