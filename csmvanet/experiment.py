@@ -65,6 +65,7 @@ class TrainOptions:
     tensorboard: bool = True
     progress_bar: bool | None = None  # null: a tqdm bar when stderr is a terminal
     plot: bool = True
+    init_param: str | None = None     # start from these weights (fine-tuning): path[:src_key[:dst_key[:exclude]]]
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,17 @@ FLOORS = [
                 "csmvanet.signals"]),
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
-              "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
+              "csmvanet.datadir_fix", "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate",
+              "csmvanet.perturb"]),
     ("metrics", ["csmvanet.metrics"]),
     ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
     ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
-                    "csmvanet.runners"]),
+                    "csmvanet.runners", "csmvanet.init_param"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer", "csmvanet.tuning"]),
     ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
-                 "csmvanet.metrics.figures"]),  # its example figures
+                 "csmvanet.metrics.figures",    # its example figures
+                 "csmvanet.metrics.espnet_files"]),  # ESPnet's per-metric scoring files
     ("bin", ["csmvanet.bin"]),
     ("package", ["csmvanet"]),       # csmvanet/__init__: the public face (lazy Enhancer); imported by no module
 ]

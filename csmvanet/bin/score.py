@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=_bool, default=True, help="write RESULTS.md (true|false)")
     p.add_argument("--figures", type=_bool, default=True, help="example PNGs in the report")
     p.add_argument("--progress", type=_bool, default=True, help="tqdm progress bar")
+    p.add_argument("--scoring_protocol", default=None,
+                   help="ESPnet per-metric files also written (<METRIC>_spk1, result_<metric>.txt: "
+                        "csmvanet/metrics/espnet_files.py); default \"PESQ STOI SI_SNR CSIG CBAK COVL SSNR\"")
     return p
 
 
@@ -99,6 +102,12 @@ def _main(argv=None) -> int:
         return 2
     if args.nj < 1:
         print(f"{prog}: --nj must be >= 1", file=sys.stderr)
+        return 2
+    from csmvanet.metrics.espnet_files import DEFAULT_PROTOCOL, parse_protocol, write_espnet_scoring
+    try:
+        protocol = parse_protocol(DEFAULT_PROTOCOL if args.scoring_protocol is None else args.scoring_protocol)
+    except ValueError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +169,8 @@ def _main(argv=None) -> int:
                                 figures=args.figures, vad_threshold=args.vad_threshold)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
+        if not is_job:  # ESPnet's layout, for its show_enh_score.sh
+            write_espnet_scoring(args.out_dir, results, read_scp(args.enh_scp), protocol)
     except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)
         log.error("%s", e)
         return 1
