@@ -4,6 +4,8 @@
 # writes <data>/speech_{train,valid,test}/{wav.scp,utt2spk,spk2utt} (clean speech by speaker split)
 # and <data>/noise_{train,test}/{wav.scp,utt2noise} (independent noise recordings per type).
 set -euo pipefail
+help_message="Usage: $0 <corpus> <data>"
+. utils/parse_options.sh   # no options of its own: run.sh --local_data_opts gets a clear refusal
 [ $# -eq 2 ] || { echo "Usage: $0 <corpus> <data>" >&2; exit 1; }
 corpus=$(cd "$1" && pwd)
 data=$2
