@@ -86,7 +86,8 @@ def test_parse_init_param_takes_several_specs():
 
 
 def test_csmvanet_train_starts_from_the_given_weights(trained, tmp_path, monkeypatch):
-    """With a learning rate of 0 the trained model is the initial one: it must be the given weights."""
+    """With a learning rate of 0 the trained parameters are the initial ones: they must be the given
+    weights (normalisation statistics, buffers, do move during training)."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
     from test_train import TINY as TRAIN_TINY, make_data_dir, run_train
 
@@ -100,7 +101,9 @@ def test_csmvanet_train_starts_from_the_given_weights(trained, tmp_path, monkeyp
                   "--train.init_param", str(exp))
     assert "train.init_param:" in p.stderr + (out / "train.log").read_text()
     state = torch.load(out / "checkpoint_last.pth", map_location="cpu", weights_only=True)["model"]
-    assert same(state, want, want)
+    params = [n for n, _ in model(1).named_parameters()]
+    assert same(state, want, params)
+    assert not same(model(2).state_dict(), want, params)
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["init_param"] == str(exp)
     p = run_train(conf, tr, cv, tmp_path / "bad", "--train.init_param", str(tmp_path / "none.pth"), check=False)
     assert p.returncode == 1 and "train.init_param" in p.stderr and "Traceback" not in p.stderr

@@ -348,7 +348,8 @@ def test_espnet_training_aliases_reach_stage_3(tmp_path):
 def test_espnet_inference_switches_reach_decode_and_score(tmp_path):
     for x in ("valid", "test"):
         (tmp_path / "dump" / x).mkdir(parents=True)
-        (tmp_path / "dump" / x / "wav.scp").write_text(f"u1 {tmp_path}/u1.wav\n")
+        for f in ("wav.scp", "spk1.scp"):
+            (tmp_path / "dump" / x / f).write_text(f"u1 {tmp_path}/u1.wav\n")
     exp = tmp_path / "myexp"
     exp.mkdir()
     settings = tmp_path / "inference.yaml"
