@@ -104,6 +104,10 @@ def test_csmvanet_train_starts_from_the_given_weights(trained, tmp_path, monkeyp
     params = [n for n, _ in model(1).named_parameters()]
     assert same(state, want, params)
     assert not same(model(2).state_dict(), want, params)
-    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["init_param"] == str(exp)
+    text = (out / "config.yaml").read_text()
+    assert yaml.safe_load(text)["train"]["init_param"] == str(exp)
+    # ESPnet's config.yaml names the config file on a `config:` line; its show_enh_score.sh runs
+    # `grep ^config <exp>/config.yaml` under `set -e` and stops without one
+    assert f"config: {conf}\n" in text.splitlines(keepends=True)[0]
     p = run_train(conf, tr, cv, tmp_path / "bad", "--train.init_param", str(tmp_path / "none.pth"), check=False)
     assert p.returncode == 1 and "train.init_param" in p.stderr and "Traceback" not in p.stderr
