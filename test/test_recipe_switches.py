@@ -23,7 +23,7 @@ SKELETON = EGS / "TEMPLATE" / "steps" / "recipe.sh"
 ESPNET_SWITCHES = ["skip_data_prep", "skip_train", "skip_eval", "inference_nj", "gpu_inference",
                    "inference_model", "score_opts",
                    # issue 29: enh.sh's names (docs/espnet-switches.md)
-                   "enh_config", "enh_args", "inference_args", "enh_exp", "inference_tag", "inference_enh_config",
+                   "enh_config", "enh_args", "enh_tag", "inference_args", "enh_exp", "inference_tag", "inference_enh_config",
                    "ref_num", "use_noise_ref", "speed_perturb_factors", "min_wav_duration", "max_wav_duration",
                    "local_data_opts", "init_param", "audio_format", "scoring_protocol", "num_nodes", "fs"]
 OPTION_LINE = re.compile(r"^([a-z][a-z0-9_]*)=")
@@ -340,6 +340,8 @@ def test_espnet_training_aliases_reach_stage_3(tmp_path):
     r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--speed_perturb_factors", "0.9 1.0 1.1")
     assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/exp/csmvanet_train_sp on {tmp_path}/dump/train_sp ")
     assert "dump/train_sp/wav.scp" in r.stderr
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--enh_tag", "mytag")
+    assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/exp/mytag on {tmp_path}/dump/train ")
     r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--max_wav_duration", "20",
                "--enh_exp", tmp_path / "myexp")
     assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/myexp on {tmp_path}/dump/train_sp ")

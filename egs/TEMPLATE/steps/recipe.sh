@@ -43,6 +43,7 @@ fs=16000                          # sample rate from stage 2 on, in Hz (ESPnet's
 # ESPnet enh.sh names (egs2/TEMPLATE/enh1/enh.sh) and what they do here (docs/espnet-switches.md):
 enh_config=                       # ESPnet's name of --train_config (wins when given)
 enh_args=                         # ESPnet's name of --train_args (appended to them)
+enh_tag=                          # ESPnet's name of --tag (wins when given)
 enh_exp=                          # the experiment dir (default: $expdir/<tag>; wins over --tag)
 inference_args=                   # ESPnet's name of --enhance_args (appended to them)
 inference_tag=enhanced            # stage 4-5 folders: exp/<tag>/<inference_tag>_<set> (as ESPnet's)
@@ -155,6 +156,7 @@ recipe_init() {
 _recipe_espnet() {
   [ -z "$enh_config" ] || train_config=$enh_config
   [ -z "$enh_args" ] || train_args="$train_args $enh_args"
+  [ -z "$enh_tag" ] || tag=$enh_tag
   [ -z "$inference_args" ] || enhance_args="$enhance_args $inference_args"
   _recipe_int num_nodes "$num_nodes" 1
   case "$fs" in
