@@ -20,6 +20,7 @@ entry_points = {
         "csmvanet-resample=csmvanet.bin.resample:main",
         "csmvanet-export=csmvanet.bin.export:main",
         "csmvanet-tune-inference=csmvanet.bin.tune_inference:main",
+        "csmvanet-perturb=csmvanet.bin.perturb:main",
     ]
 }
 

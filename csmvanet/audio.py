@@ -192,7 +192,7 @@ _PCM16_MAX = 32767.0 / 32768.0
 
 def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
     """(key, output path or None, output samples, clipped?, error or None) for one scp entry."""
-    key, value, out_dir, sr_out, subtype, list_name = args
+    key, value, out_dir, sr_out, subtype, list_name, fmt = args
     try:
         problem = key_problem(key)
         if problem is not None:
@@ -207,7 +207,7 @@ def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
             if peak > _PCM16_MAX:  # soxr's filter can overshoot; never let 16-bit samples wrap
                 np.clip(out, -1.0, _PCM16_MAX, out=out)
                 clipped = True
-        path = str(Path(out_dir) / f"{key}.wav")
+        path = str(Path(out_dir) / f"{key}.{fmt}")
         write_audio(path, out, sr_out, subtype=subtype)
         return key, path, int(out.shape[0]), clipped, None
     except (AudioError, OSError, ValueError) as e:
@@ -215,9 +215,9 @@ def _resample_one(args) -> tuple[str, str | None, int, bool, str | None]:
 
 
 def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subtype: str = "PCM_16",
-                 progress: bool = True, list_name: str | None = None):
+                 progress: bool = True, list_name: str | None = None, audio_format: str = "wav"):
     """Resample every entry of an scp mapping ``{key: scp value}`` to ``sr_out`` (soxr VHQ) into
-    ``out_dir/<key>.wav`` (written atomically), in ``nj`` processes.
+    ``out_dir/<key>.<audio_format>`` (wav, or flac with PCM_16; written atomically), in ``nj`` processes.
 
     Returns ``(paths, num_samples, failures, clipped)``: ``{key: output path}`` and ``{key: samples}``
     for the entries that worked, one line per failed entry (naming key and file; with ``list_name``
@@ -228,11 +228,13 @@ def resample_scp(entries, out_dir: str | Path, sr_out: int, *, nj: int = 1, subt
 
     if subtype not in ("PCM_16", "FLOAT"):
         raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
+    if audio_format not in ("wav", "flac") or (audio_format == "flac" and subtype == "FLOAT"):
+        raise ValueError(f"audio format {audio_format!r} with {subtype}: wav (PCM_16 or FLOAT) or flac (PCM_16)")
     if int(sr_out) <= 0:
         raise ValueError(f"target sample rate must be positive, got {sr_out}")
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(k, v, str(out_dir), int(sr_out), subtype, list_name) for k, v in entries.items()]
+    jobs = [(k, v, str(out_dir), int(sr_out), subtype, list_name, audio_format) for k, v in entries.items()]
     paths: dict[str, str] = {}
     num_samples: dict[str, int] = {}
     failures: list[str] = []

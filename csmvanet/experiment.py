@@ -65,6 +65,7 @@ class TrainOptions:
     tensorboard: bool = True
     progress_bar: bool | None = None  # null: a tqdm bar when stderr is a terminal
     plot: bool = True
+    init_param: str | None = None     # start from these weights (fine-tuning): path[:src_key[:dst_key[:exclude]]]
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,8 @@ def finished_run_files(exp_dir: Path, cfg: dict, next_epoch: int) -> bool:
     if not conf.is_file():
         return False
     old = load_config(conf)
+    old.pop("config", None)  # the config file's name (provenance), not a setting
+    cfg = {k: v for k, v in cfg.items() if k != "config"}
     old_epochs = int((old.get("train") or {}).get("epochs", TRAIN_DEFAULTS["epochs"]))
     if next_epoch <= old_epochs:
         return False

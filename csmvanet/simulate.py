@@ -26,7 +26,8 @@ Peak handling: when ``max|s + g n| > max_peak`` (0.99), the mixture, the speech 
 all multiplied by ``max_peak / max|s + g n|``; the SNR is unchanged and the factor is recorded
 (``peak_scale`` in ``mixtures.tsv``).
 
-Outputs of :func:`simulate`: ``<out_wav_dir>/noisy/<utt>.wav``, ``clean/<utt>.wav`` (the speech
+Outputs of :func:`simulate`: ``<out_wav_dir>/noisy/<utt>.wav``, ``clean/<utt>.wav`` (``.flac`` with
+``audio_format='flac'``) (the speech
 segment actually used, same length) and optionally ``noise/<utt>.wav`` (the scaled noise), each
 written atomically; in ``data_dir``: wav.scp (noisy), spk1.scp (clean), noise1.scp (if noise was
 written), utt2spk, spk2utt, utt2noise, utt2snr, utt2num_samples and ``mixtures.tsv`` (the spec
@@ -184,6 +185,7 @@ class _Job:
     subtype: str
     write_noise: bool
     max_peak: float
+    audio_format: str = "wav"
 
 
 def _mix_and_write(spec: MixSpec, job: _Job) -> dict:
@@ -191,7 +193,7 @@ def _mix_and_write(spec: MixSpec, job: _Job) -> dict:
     paths = {}
     kinds = [("noisy", m.noisy), ("clean", m.clean)] + ([("noise", m.noise)] if job.write_noise else [])
     for kind, wave in kinds:
-        p = os.path.join(job.out_wav_dir, kind, f"{spec.utt_id}.wav")
+        p = os.path.join(job.out_wav_dir, kind, f"{spec.utt_id}.{job.audio_format}")
         write_audio(p, wave.astype(np.float32) if job.subtype == "FLOAT" else wave, job.sr, subtype=job.subtype)
         paths[kind] = p
     return {"paths": paths, "speech_gain": m.speech_gain, "noise_gain": m.noise_gain, "peak_scale": m.peak_scale}
@@ -211,7 +213,7 @@ def _work(args) -> list[tuple[str, dict | None, str | None]]:
 
 def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | Path, *, nj: int = 1,
              sr: int = 16000, subtype: str = "PCM_16", write_noise: bool = False, max_peak: float = 0.99,
-             progress: bool = True) -> list[str]:
+             progress: bool = True, audio_format: str = "wav") -> list[str]:
     """Mix ``specs`` into wav files and a data dir; returns the failures (one line each).
 
     Failed mixtures are left out of the data dir; the others are complete. Output bytes are the
@@ -219,12 +221,14 @@ def simulate(specs: Sequence[MixSpec], out_wav_dir: str | Path, data_dir: str | 
     """
     if subtype not in ("PCM_16", "FLOAT"):
         raise ValueError(f"subtype must be PCM_16 or FLOAT, got {subtype!r}")
+    if audio_format not in ("wav", "flac") or (audio_format == "flac" and subtype == "FLOAT"):
+        raise ValueError(f"audio format {audio_format!r} with {subtype}: wav (PCM_16 or FLOAT) or flac (PCM_16)")
     if not 0 < max_peak <= 1:
         raise ValueError(f"max_peak must be in (0, 1], got {max_peak}")
     ids = [s.utt_id for s in specs]
     if len(set(ids)) != len(ids):
         raise SpecError("duplicate utt_id in the mixture specifications")
-    job = _Job(os.path.abspath(out_wav_dir), int(sr), subtype, bool(write_noise), float(max_peak))
+    job = _Job(os.path.abspath(out_wav_dir), int(sr), subtype, bool(write_noise), float(max_peak), audio_format)
     for kind in ("noisy", "clean") + (("noise",) if write_noise else ()):
         os.makedirs(os.path.join(job.out_wav_dir, kind), exist_ok=True)
         remove_stale_temps(os.path.join(job.out_wav_dir, kind))  # left by a killed earlier run

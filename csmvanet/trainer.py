@@ -55,6 +55,7 @@ from csmvanet.distributed import (DistInfo, all_ranks, any_rank, gather_objects,
                                   setup_distributed, spawn_local, teardown_distributed)
 from csmvanet.errors import TrainingError
 from csmvanet.fileio import remove_stale_temps
+from csmvanet.init_param import init_params
 from csmvanet.experiment import (LAST_CHECKPOINT, OPTIM_DEFAULTS, SCHED_DEFAULTS, TRAIN_DEFAULTS, Experiment,
                                  average, finished_run_files, resolve_config, write_run_files)
 from csmvanet.loss import TERMS, autocast, fp32_outputs
@@ -89,8 +90,7 @@ class Trainer:
         self.train_dir, self.valid_dir = Path(train_dir), Path(valid_dir)
         if self.train_dir.resolve() == self.valid_dir.resolve():
             raise TrainingError(f"--train_dir and --valid_dir are the same folder ({train_dir})")
-        self.argv = list(argv or [])
-        self.hooks = list(hooks)
+        self.argv, self.hooks = list(argv or []), list(hooks)
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         self._logging = FileLogging(self.exp_dir, self.dist)
         try:
@@ -125,7 +125,8 @@ class Trainer:
         # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
         seed_all(seed)
         self.stft_cfg = self.experiment.stft
-        self.module = self.experiment.build_model().to(self.device).set_grad_checkpointing(self.t.grad_checkpoint)
+        model = init_params(self.experiment.build_model(), None if self.resume_from else t.init_param)
+        self.module = model.to(self.device).set_grad_checkpointing(self.t.grad_checkpoint)
         self.loss_fn = self.experiment.build_loss().to(self.device)
         seed_all(seed + 1000003 * self.dist.rank)
 

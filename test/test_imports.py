@@ -25,18 +25,19 @@ FLOORS = [
     ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
     ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
               "csmvanet.datadir_fix", "csmvanet.datadir_durations", "csmvanet.datadir_perturb",
-              "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate"]),
+              "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate", "csmvanet.perturb"]),
     ("metrics", ["csmvanet.metrics"]),
     ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
     ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
                     "csmvanet.resume", "csmvanet.inference_settings", "csmvanet.packing",
-                    "csmvanet.runners"]),
+                    "csmvanet.runners", "csmvanet.init_param"]),
     ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
                  "csmvanet.trainer", "csmvanet.tuning"]),
     ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
                  "csmvanet.metrics.figures",    # its example figures
                  "csmvanet.metrics.listening",  # report.html beside RESULTS.md
-                 "csmvanet.enhance_report"]),   # csmvanet-enhance --report / --residual_dir
+                 "csmvanet.enhance_report",     # csmvanet-enhance --report / --residual_dir
+                 "csmvanet.metrics.espnet_files"]),  # ESPnet's per-metric scoring files
     ("bin", ["csmvanet.bin"]),
     ("package", ["csmvanet"]),       # csmvanet/__init__: the public face (lazy Enhancer); imported by no module
 ]

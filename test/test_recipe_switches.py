@@ -21,7 +21,11 @@ EGS = ROOT / "egs"
 RECIPES = ["TEMPLATE", "mini", "voicebank", "librispeech_demand", "voiceprompts"]
 SKELETON = EGS / "TEMPLATE" / "steps" / "recipe.sh"
 ESPNET_SWITCHES = ["skip_data_prep", "skip_train", "skip_eval", "inference_nj", "gpu_inference",
-                   "inference_model", "score_opts"]
+                   "inference_model", "score_opts",
+                   # issue 29: enh.sh's names (docs/espnet-switches.md)
+                   "enh_config", "enh_args", "enh_tag", "inference_args", "enh_exp", "inference_tag", "inference_enh_config",
+                   "ref_num", "use_noise_ref", "speed_perturb_factors", "min_wav_duration", "max_wav_duration",
+                   "local_data_opts", "init_param", "audio_format", "scoring_protocol", "num_nodes", "fs"]
 OPTION_LINE = re.compile(r"^([a-z][a-z0-9_]*)=")
 
 
@@ -105,6 +109,20 @@ BAD = [
     (["--gpu_inference", "1"], "--gpu_inference"),
     (["--no_such_option", "1"], "--no_such_option"),
     (["extra"], "unexpected arguments: extra"),
+    # ESPnet's switches that cannot apply, refused with the reason
+    (["--ref_num", "2"], "--ref_num 2: csmvanet enhances one speaker"),
+    (["--fs", "16kHz"], "--fs '16kHz': give Hz (16000) or kHz (16k)"),
+    (["--audio_format", "flac.ark"], "--audio_format flac.ark: Kaldi ark audio is not written here"),
+    (["--audio_format", "mp3"], "--audio_format 'mp3': wav or flac"),
+    (["--scoring_protocol", "STOI SDR SAR SIR SI_SNR"], "csmvanet-score does not compute SDR"),
+    (["--scoring_protocol", "FOO"], "--scoring_protocol FOO: unknown metric"),
+    (["--speed_perturb_factors", "0.9 x"], "--speed_perturb_factors: 'x' is not a number"),
+    (["--min_wav_duration", "abc"], "--min_wav_duration 'abc' is not a number of seconds"),
+    (["--init_param", "/no/such/model.pth"], "--init_param: no such file or folder: /no/such/model.pth"),
+    (["--use_noise_ref", "maybe"], "--use_noise_ref"),
+    (["--inference_enh_config", "/no/such.yaml"], "--inference_enh_config: no such file: /no/such.yaml"),
+    (["--inference_tag", "a/b"], "--inference_tag 'a/b'"),
+    (["--num_nodes", "0"], "--num_nodes 0"),
 ]
 
 
@@ -294,3 +312,87 @@ def test_collect_writes_every_set_into_one_results_md(tmp_path):
     assert md.index("# Set test") < md.index("# Set valid")
     assert "](enhanced_test/scoring/figures/best_u1.png)" in md
     assert "](enhanced_valid/scoring/figures/best_u1.png)" in md
+
+
+# ---------------------------------------------------------------- ESPnet's switches reach the steps
+def test_espnet_fs_spelling_16k_is_16000_and_16_khz_corpora_refuse_others(tmp_path):
+    r = run_sh("voicebank", *dirs(tmp_path), "--voicebank_root", tmp_path / "vb", "--stage", 2, "--stop_stage", 2,
+               "--fs", "16k")
+    assert stages_logged(r.stdout)[2].startswith("resample 48 kHz -> 16000 Hz"), r.stdout
+    assert r.returncode != 0 and "run stage 1" in r.stderr  # prepare_dump.sh took --fs 16000 and checked its inputs
+    for recipe in ("mini", "voiceprompts"):
+        r = run_sh(recipe, *dirs(tmp_path), *CORPUS_ROOTS[recipe](tmp_path / "c"), "--fs", "8k")
+        assert r.returncode != 0 and "--fs 8000: this recipe's corpus is 16 kHz" in r.stderr
+    r = run_sh("voicebank", *dirs(tmp_path), "--voicebank_root", tmp_path / "vb", "--use_noise_ref", "true")
+    assert r.returncode != 0 and "--use_noise_ref true: VoiceBank+DEMAND ships mixtures" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_espnet_training_aliases_reach_stage_3(tmp_path):
+    """--enh_config/--enh_args are --train_config/--train_args; --speed_perturb_factors and the
+    length filter make stage 3 train on <train_set>_sp (tag _sp, as ESPnet's exp dir)."""
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--enh_config", "conf/other.yaml",
+               "--enh_args", "--train.epochs 1", "--train_args", "--optim.lr 1e-4")
+    log = stages_logged(r.stdout)[3]
+    assert log.startswith(f"train {tmp_path}/exp/csmvanet_other on {tmp_path}/dump/train with conf/other.yaml")
+    assert "(overrides: --optim.lr 1e-4 --train.epochs 1)" in log
+    assert r.returncode != 0 and "no such file: conf/other.yaml" in r.stderr
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--speed_perturb_factors", "0.9 1.0 1.1")
+    assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/exp/csmvanet_train_sp on {tmp_path}/dump/train_sp ")
+    assert "dump/train_sp/wav.scp" in r.stderr
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--enh_tag", "mytag")
+    assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/exp/mytag on {tmp_path}/dump/train ")
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 3, "--stop_stage", 3, "--max_wav_duration", "20",
+               "--enh_exp", tmp_path / "myexp")
+    assert stages_logged(r.stdout)[3].startswith(f"train {tmp_path}/myexp on {tmp_path}/dump/train_sp ")
+
+
+def test_espnet_inference_switches_reach_decode_and_score(tmp_path):
+    for x in ("valid", "test"):
+        (tmp_path / "dump" / x).mkdir(parents=True)
+        for f in ("wav.scp", "spk1.scp"):
+            (tmp_path / "dump" / x / f).write_text(f"u1 {tmp_path}/u1.wav\n")
+    exp = tmp_path / "myexp"
+    exp.mkdir()
+    settings = tmp_path / "inference.yaml"
+    settings.write_text("vad_floor: 0.5\nsegment_seconds: 4\n")
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 4, "--stop_stage", 4, "--enh_exp", exp, "--inference_tag", "myenh",
+               "--inference_model", "other.pth", "--inference_args", "--vad_threshold 0.6",
+               "--inference_enh_config", settings)
+    assert stages_logged(r.stdout)[4].endswith(f"-> {exp}/myenh_<set>")
+    assert r.returncode != 0 and f"no such model file: {exp}/other.pth" in r.stderr
+    settings.write_text("vad_floor: [1, 2]\n")
+    r = run_sh("mini", *dirs(tmp_path), "--enh_exp", exp, "--inference_enh_config", settings)
+    assert r.returncode != 0 and "expected one `option: value` line per csmvanet-enhance option" in r.stderr
+    # stage 5 looks for the decoded sets under the inference tag
+    r = run_sh("mini", *dirs(tmp_path), "--stage", 5, "--enh_exp", exp, "--inference_tag", "myenh")
+    assert r.returncode != 0 and "no such file" in r.stderr and "myexp/myenh_test/enhanced.scp" in r.stderr
+
+
+def test_local_data_opts_reach_data_prep(tmp_path):
+    r = run_sh("voicebank", *dirs(tmp_path), "--voicebank_root", tmp_path / "vb", "--stage", 1, "--stop_stage", 1,
+               "--local_data_opts", "--no_such_prep_option 1")
+    assert r.returncode != 0 and "--no_such_prep_option" in r.stderr and "local/data_prep.sh" in r.stderr
+
+
+def test_mini_stage_2_with_noise_reference_flac_and_speed_perturbation(tmp_path):
+    """--use_noise_ref true writes noise1.scp into the dumps, --audio_format flac writes .flac, and
+    --speed_perturb_factors makes dump/train_sp (sp1.1- copies with their noise, VAD labels, validated)."""
+    r = run_sh("mini", *dirs(tmp_path), "--corpus", tmp_path / "corpus", "--stop_stage", 2, "--utts_per_speaker", 2,
+               "--num_train", 6, "--nj", 1, "--use_noise_ref", "true", "--audio_format", "flac",
+               "--speed_perturb_factors", "1.0 1.1", "--max_wav_duration", "2.1", timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    dump = tmp_path / "dump"
+    for x in ("train", "valid", "test"):
+        noise = dump / x / "noise1.scp"
+        assert noise.is_file(), x
+        keys = [ln.split()[0] for ln in noise.read_text().splitlines()]
+        assert keys == [ln.split()[0] for ln in (dump / x / "wav.scp").read_text().splitlines()]
+        assert all(ln.split()[1].endswith(".flac") for ln in (dump / x / "spk1.scp").read_text().splitlines())
+    sp = dump / "train_sp"
+    keys = [ln.split()[0] for ln in (sp / "wav.scp").read_text().splitlines()]
+    originals = [ln.split()[0] for ln in (dump / "train" / "wav.scp").read_text().splitlines()]
+    assert sorted(keys) == sorted(originals + [f"sp1.1-{k}" for k in originals])
+    for name in ("spk1.scp", "noise1.scp", "utt2spk", "utt2num_samples", "vad_labels.scp"):
+        assert sorted(ln.split()[0] for ln in (sp / name).read_text().splitlines()) == sorted(keys), name
+    assert "steps/perturb_train_set.sh: wrote" in r.stdout

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out_scp", required=True, help="output list: key path of the resampled file")
     p.add_argument("--utt2num_samples", help="also write the output lengths (samples) here")
     p.add_argument("--subtype", choices=["PCM_16", "FLOAT"], default="PCM_16", help="wav sample format")
+    p.add_argument("--audio_format", choices=["wav", "flac"], default="wav",
+                   help="output files: <key>.wav, or <key>.flac (PCM_16 only)")
     p.add_argument("--nj", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -51,7 +53,7 @@ def _main(argv=None) -> int:
         entries = read_scp(args.scp)
         paths, lengths, failures, clipped = resample_scp(entries, args.out_dir, args.fs, nj=args.nj,
                                                          subtype=args.subtype, progress=not args.quiet,
-                                                         list_name=args.scp)
+                                                         list_name=args.scp, audio_format=args.audio_format)
         write_scp(args.out_scp, paths)
         if args.utt2num_samples:
             write_scp(args.utt2num_samples, lengths)

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html_report", type=_bool, default=False,
                    help="also D/report.html, a listening report (players, spectrograms, plots; offline)")
     p.add_argument("--progress", type=_bool, default=True, help="tqdm progress bar")
+    p.add_argument("--scoring_protocol", default=None,
+                   help="ESPnet per-metric files also written (<METRIC>_spk1, result_<metric>.txt: "
+                        "csmvanet/metrics/espnet_files.py); default \"PESQ STOI SI_SNR CSIG CBAK COVL SSNR\"")
     return p
 
 
@@ -113,6 +116,12 @@ def _main(argv=None) -> int:
     if args.length_tolerance is not None and not 0 <= args.length_tolerance < float("inf"):
         print(f"{prog}: --length_tolerance must be a number of seconds >= 0, got {args.length_tolerance}",
               file=sys.stderr)
+        return 2
+    from csmvanet.metrics.espnet_files import DEFAULT_PROTOCOL, parse_protocol, write_espnet_scoring
+    try:
+        protocol = parse_protocol(DEFAULT_PROTOCOL if args.scoring_protocol is None else args.scoring_protocol)
+    except ValueError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
 
     from csmvanet.outdirs import output_dir_problem
@@ -181,6 +190,8 @@ def _main(argv=None) -> int:
                                 html=args.html_report)
             log.info("wrote %s", path)
             print(path.read_text().split("## Table I layout", 1)[-1].split("\n\n", 2)[1])
+        if not is_job:  # ESPnet's layout, for its show_enh_score.sh
+            write_espnet_scoring(args.out_dir, results, read_scp(args.enh_scp), protocol)
     except (DataDirError, OSError, ValueError) as e:  # OSError: also a worker that died (WorkerDied)
         log.error("%s", e)
         return 1

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out_wav_dir", help="folder for noisy/, clean/ and noise/ wavs")
     m.add_argument("--nj", type=int, default=1, help="parallel processes (default 1)")
     m.add_argument("--subtype", choices=["PCM_16", "FLOAT"], default="PCM_16", help="wav sample format")
+    m.add_argument("--audio_format", choices=["wav", "flac"], default="wav",
+                   help="files of the mixtures (flac: PCM_16 only; default wav)")
     m.add_argument("--write_noise", action="store_true", help="also write the scaled noise (noise1.scp)")
     m.add_argument("--max_peak", type=float, default=0.99, help="peak limit of the mixture (default 0.99)")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -126,7 +128,7 @@ def _main(argv=None) -> int:
             specs = read_spec(args.spec)
             failures = simulate(specs, args.out_wav_dir, args.data_dir, nj=args.nj, sr=args.fs,
                                 subtype=args.subtype, write_noise=args.write_noise, max_peak=args.max_peak,
-                                progress=not args.quiet)
+                                progress=not args.quiet, audio_format=args.audio_format)
             log.info("mixed %d of %d mixtures into %s (data dir %s)", len(specs) - len(failures), len(specs),
                      args.out_wav_dir, args.data_dir)
             if report_failures("csmvanet-simulate", failures, "mixture"):

@@ -37,6 +37,8 @@ def main(argv=None, hooks=()) -> int:
         return 1
     try:
         cfg = apply_overrides(load_config(args.config), overrides)
+        # the config file given, as ESPnet's config.yaml names it (its show_enh_score.sh greps ^config)
+        cfg = {"config": str(args.config), **{k: v for k, v in cfg.items() if k != "config"}}
         train(cfg, args.train_dir, args.valid_dir, args.exp_dir, resume=args.resume, seed=args.seed,
               ngpu=args.ngpu, argv=argv, hooks=hooks)
     except (FileNotFoundError, ValueError, TrainingError, CheckpointError) as e:

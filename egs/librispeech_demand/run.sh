@@ -30,7 +30,6 @@ num_test_per_cond=50              # clips per test noise and SNR: 3 x 5 x 50 = 7
 test_seconds=0                    # test clip length; 0: whole test-clean utterances
 seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # the paper's config
-num_nodes=1                       # nodes for training (Slurm)
 vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
 published=conf/published.yaml     # overall published numbers (Table I columns) of the test set, marked 'published'
 published_table2=conf/published_table2.md   # the paper's Table II, appended to RESULTS.md
@@ -48,7 +47,8 @@ if run_stage 0 "LibriSpeech ($train_sets dev-clean test-clean) into $librispeech
 fi
 
 if run_stage 1 "speech lists $datadir/speech_{train,dev,test}, noise lists $datadir/noise_{train,test}"; then
-  local/data_prep.sh --train_sets "$train_sets" --test_noises "$test_noises" --demand_channels "$demand_channels" \
+  # shellcheck disable=SC2086  # options of local/data_prep.sh
+  local/data_prep.sh $local_data_opts --train_sets "$train_sets" --test_noises "$test_noises" --demand_channels "$demand_channels" \
     --fs "$fs" "$librispeech_root" "$demand_root" "$datadir"
 fi
 
@@ -56,25 +56,32 @@ if run_stage 2 "simulate train ($num_train x ${train_seconds} s, SNR $train_snrs
   local/prepare_dump.sh --nj "$nj" --cmd "$train_cmd" --fs "$fs" --train_config "$train_config" \
     --vad_config "$vad_config" --num_train "$num_train" --train_seconds "$train_seconds" \
     --train_snrs "$train_snrs" --num_valid "$num_valid" --test_snrs "$test_snrs" \
-    --num_test_per_cond "$num_test_per_cond" --test_seconds "$test_seconds" --seed "$seed" "$datadir" "$dumpdir"
+    --num_test_per_cond "$num_test_per_cond" --test_seconds "$test_seconds" --seed "$seed" \
+    --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" "$datadir" "$dumpdir"
+  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
+    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
+      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
+      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
+  fi
 fi
 
-if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
+if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
   steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
-    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
-if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/${inference_tag}_<set>"; then
   for x in $valid_set $test_sets; do
     steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
 fi
 
 if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (Table II: per noise and SNR)"; then
   score_ok=true
   steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
-    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets || score_ok=false
+    --score_opts "$score_opts" --valid_set "$valid_set" \
+    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets || score_ok=false
   # the paper's Table II for comparison, after our report
   { cat "$exp/RESULTS.md"; echo; cat "$published_table2"; } > "$exp/RESULTS.md.tmp"
   mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"

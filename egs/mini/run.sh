@@ -30,35 +30,43 @@ vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelCon
 . ./path.sh
 . ./cmd.sh
 recipe_init "$@"
+[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
 
 if run_stage 0 "embedded corpus -> $corpus"; then
   local/download.sh --utts_per_speaker "$utts_per_speaker" "$corpus"
 fi
 
 if run_stage 1 "data prep -> $datadir"; then
-  local/data_prep.sh "$corpus" "$datadir"
+  # shellcheck disable=SC2086  # options of local/data_prep.sh
+  local/data_prep.sh $local_data_opts "$corpus" "$datadir"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
   local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
     --num_train "$num_train" --train_snrs "$train_snrs" --test_snrs "$test_snrs" --seed "$seed" \
-    "$datadir" "$dumpdir"
+    --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" "$datadir" "$dumpdir"
+  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
+    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
+      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
+      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
+  fi
 fi
 
-if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --train_args "$train_args" \
-    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
+    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
-if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/enhanced_<set>"; then
+if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/${inference_tag}_<set>"; then
   for x in $valid_set $test_sets; do
     steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
 fi
 
 if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
   steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
-    --score_opts "$score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
+    --score_opts "$score_opts" --valid_set "$valid_set" \
+    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets
 fi
 log "Done (stages $stage-$stop_stage)"

@@ -42,6 +42,7 @@ vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelCon
 . ./path.sh
 . ./cmd.sh
 recipe_init "$@"
+[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
 
 if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
   # shellcheck disable=SC2086
@@ -49,19 +50,26 @@ if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
 fi
 
 if run_stage 1 "data prep -> $datadir, audio -> $dumpdir/audio (valid languages: $valid_langs; test languages: $test_langs)"; then
-  local/data_prep.sh --valid_langs "$valid_langs" --test_langs "$test_langs" --seed "$seed" \
+  # shellcheck disable=SC2086  # options of local/data_prep.sh
+  local/data_prep.sh $local_data_opts --valid_langs "$valid_langs" --test_langs "$test_langs" --seed "$seed" \
     --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
   local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
     --num_train "$num_train" --train_seconds "$train_seconds" --train_snrs "$train_snrs" \
-    --test_snrs "$test_snrs" --seed "$seed" "$datadir" "$dumpdir"
+    --test_snrs "$test_snrs" --seed "$seed" --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" \
+    "$datadir" "$dumpdir"
+  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
+    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
+      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
+      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
+  fi
 fi
 
-if run_stage 3 "train $exp with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_threads "$train_threads" --train_args "$train_args" \
-    "$train_config" "$dumpdir/$train_set" "$dumpdir/$valid_set" "$exp"
+if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
+  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --num_threads "$train_threads" --train_args "$train_args" \
+    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
 if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid_set $test_sets; compare vad_floor $compare_floors + chosen on $test_sets"; then
@@ -82,7 +90,7 @@ if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid
   fi
   for x in $valid_set $test_sets; do
     steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/enhanced_$x"
+      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
   wait_failed=0
   for job in $(jobs -p); do wait "$job" || wait_failed=1; done
@@ -95,7 +103,8 @@ if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor 
     vad_opts="--vad_threshold $(awk '/^vad_threshold:/ { print $2 }' "$exp/inference.yaml")"
   fi
   steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
-    --score_opts "$vad_opts $score_opts" --valid_set "$valid_set" "$dumpdir" "$exp" $test_sets
+    --score_opts "$vad_opts $score_opts" --valid_set "$valid_set" \
+    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets
   for x in $test_sets; do
     [ -f "$exp/floors_$x.md" ] || continue
     { echo; echo "## vad_floor on $x: 1 = stage 1 alone, 0 = the paper's stage 2, and the floor chosen on $valid_set (each with input_mix 0 and the chosen one)"

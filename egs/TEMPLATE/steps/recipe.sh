@@ -38,6 +38,25 @@ train_config=conf/train.yaml      # csmvanet-train config
 train_args=                       # extra csmvanet-train options, e.g. "--train.epochs 10"
 tag=                              # experiment name (empty: csmvanet_<config name>)
 ngpu=1                            # GPUs per node for training (0: CPU; N > 1: DDP through torchrun)
+num_nodes=1                       # nodes for training (N > 1: under a Slurm allocation, see steps/train.sh)
+fs=16000                          # sample rate from stage 2 on, in Hz (ESPnet's 16k / 8k accepted)
+# ESPnet enh.sh names (egs2/TEMPLATE/enh1/enh.sh) and what they do here (docs/espnet-switches.md):
+enh_config=                       # ESPnet's name of --train_config (wins when given)
+enh_args=                         # ESPnet's name of --train_args (appended to them)
+enh_tag=                          # ESPnet's name of --tag (wins when given)
+enh_exp=                          # the experiment dir (default: $expdir/<tag>; wins over --tag)
+inference_args=                   # ESPnet's name of --enhance_args (appended to them)
+inference_tag=enhanced            # stage 4-5 folders: exp/<tag>/<inference_tag>_<set> (as ESPnet's)
+inference_enh_config=             # YAML of csmvanet-enhance settings (vad_floor: 0.5 ...) for stage 4
+ref_num=1                         # speakers to enhance: 1 (single-speaker enhancement; others refused)
+use_noise_ref=false               # stage 2 also writes the scaled noise of each mixture (noise1.scp)
+speed_perturb_factors=            # e.g. "0.9 1.0 1.1": speed-perturbed training copies (sp0.9-<utt>)
+min_wav_duration=                 # training utterances this short (s) or shorter are left out (empty: none)
+max_wav_duration=                 # training utterances this long (s) or longer are left out (empty: none)
+local_data_opts=                  # extra options of stage 1's local/data_prep.sh
+init_param=                       # start training from these weights: packed model, exp dir or .pth[:src[:dst[:exclude]]]
+audio_format=wav                  # audio files written from stage 2 on: wav or flac
+scoring_protocol="PESQ STOI SI_SNR CSIG CBAK COVL SSNR"  # ESPnet per-metric files of stage 5 (scoring/result_<metric>.txt)
 
 # Messages of the run.sh that sources this: "<date> (run.sh:<line>) message".
 log() {
@@ -123,10 +142,68 @@ recipe_init() {
   _recipe_int ngpu "$ngpu" 0
   [ -n "$inference_model" ] || recipe_die "--inference_model is empty"
   [ -n "$test_sets" ] || recipe_die "--test_sets is empty"
-  [ -n "$tag" ] || tag=csmvanet_$(basename "${train_config%.*}")
+  _recipe_espnet
+  [ -n "$tag" ] || tag=csmvanet_$(basename "${train_config%.*}")${speed_perturb_factors:+_sp}
   exp=$expdir/$tag
+  if [ -n "$enh_exp" ]; then exp=$enh_exp; tag=$(basename "$enh_exp"); fi
   if [ "$ngpu" -gt 0 ]; then train_job_cmd=${cuda_cmd:-utils/run.pl}; else train_job_cmd=${train_cmd:-utils/run.pl}; fi
   if $gpu_inference; then inference_cmd=${cuda_cmd:-utils/run.pl}; else inference_cmd=${decode_cmd:-utils/run.pl}; fi
+}
+
+# The ESPnet switches: aliases folded into our options, the others checked; sets
+#   train_data  the training set of stage 3: $train_set, or ${train_set}_sp when speed perturbation
+#               or a length filter makes a new one (stage 2, steps/perturb_train_set.sh)
+_recipe_espnet() {
+  [ -z "$enh_config" ] || train_config=$enh_config
+  [ -z "$enh_args" ] || train_args="$train_args $enh_args"
+  [ -z "$enh_tag" ] || tag=$enh_tag
+  [ -z "$inference_args" ] || enhance_args="$enhance_args $inference_args"
+  _recipe_int num_nodes "$num_nodes" 1
+  case "$fs" in
+    *k) [[ "${fs%k}" =~ ^[0-9]+$ ]] && fs=$(( ${fs%k} * 1000 )) || recipe_die "--fs '$fs': give Hz (16000) or kHz (16k)" ;;
+    *[!0-9]*|'') recipe_die "--fs '$fs': give Hz (16000) or kHz (16k)" ;;
+  esac
+  _recipe_int fs "$fs" 1000
+  _recipe_int ref_num "$ref_num" 0
+  [ "$ref_num" -eq 1 ] || recipe_die "--ref_num $ref_num: csmvanet enhances one speaker (spk1.scp); speech separation (ref_num > 1) is not supported"
+  _recipe_bool use_noise_ref "$use_noise_ref"
+  [[ "$inference_tag" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || recipe_die "--inference_tag '$inference_tag': a folder name prefix (letters, digits, . _ -)"
+  case "$audio_format" in
+    wav|flac) ;;
+    *.ark) recipe_die "--audio_format $audio_format: Kaldi ark audio is not written here (wav or flac)" ;;
+    *) recipe_die "--audio_format '$audio_format': wav or flac" ;;
+  esac
+  local v
+  for v in min_wav_duration max_wav_duration; do
+    [ -z "${!v}" ] || [[ "${!v}" =~ ^[0-9]+([.][0-9]+)?$ ]] || recipe_die "--$v '${!v}' is not a number of seconds"
+  done
+  for v in $speed_perturb_factors; do
+    [[ "$v" =~ ^[0-9]+([.][0-9]+)?$ ]] || recipe_die "--speed_perturb_factors: '$v' is not a number"
+  done
+  if [ -n "$inference_enh_config" ]; then   # `option: value` lines -> csmvanet-enhance --option value
+    [ -f "$inference_enh_config" ] || recipe_die "--inference_enh_config: no such file: $inference_enh_config"
+    local opts
+    opts=$(python3 -c 'import sys, yaml
+d = yaml.safe_load(open(sys.argv[1])) or {}
+if not isinstance(d, dict) or any(isinstance(v, (dict, list)) or " " in str(v) for v in d.values()):
+    sys.exit("expected one `option: value` line per csmvanet-enhance option (e.g. vad_floor: 0.5)")
+print(" ".join(f"--{k} {v}" for k, v in d.items()))' "$inference_enh_config" 2>&1) \
+      || recipe_die "--inference_enh_config $inference_enh_config: $opts"
+    enhance_args="$enhance_args $opts"
+  fi
+  for v in $init_param; do
+    [ -e "${v%%:*}" ] || [[ "${v%%:*}" != */* ]] || recipe_die "--init_param: no such file or folder: ${v%%:*}"
+  done
+  for v in $scoring_protocol; do   # csmvanet/metrics/espnet_files.py: what csmvanet-score writes
+    case "${v^^}" in
+      PESQ|STOI|SI_SNR|CSIG|CBAK|COVL|SSNR) ;;
+      SDR|SAR|SIR|ESTOI) recipe_die "--scoring_protocol $v: csmvanet-score does not compute ${v^^} (BSS-Eval SDR/SAR/SIR, extended STOI); choose from PESQ STOI SI_SNR CSIG CBAK COVL SSNR" ;;
+      *) recipe_die "--scoring_protocol $v: unknown metric; choose from PESQ STOI SI_SNR CSIG CBAK COVL SSNR" ;;
+    esac
+  done
+  [ -n "$scoring_protocol" ] || recipe_die "--scoring_protocol is empty"
+  train_data=$train_set
+  if [ -n "$speed_perturb_factors$min_wav_duration$max_wav_duration" ]; then train_data=${train_set}_sp; fi
 }
 
 # run_stage <N> <description>: true when stage N is to run (within --stage..--stop_stage and not

@@ -2,7 +2,8 @@
 # Score a decoded set: PESQ, STOI, CSIG/CBAK/COVL, segSNR, SI-SDR and, where VAD labels and
 # predictions exist, VAD accuracy/precision/recall/F1/AUC. Split over --nj jobs through $cmd
 # (utils/run.pl or utils/slurm.pl), then merged into <enh_dir>/scoring: per-utterance files
-# (enhanced/<metric>, noisy/<metric>), errors, warnings, missing, extra, RESULTS.md, figures/.
+# (enhanced/<metric>, noisy/<metric>), errors, warnings, missing, extra, RESULTS.md, figures/, and
+# ESPnet's files (<METRIC>_spk1, wav_spk1, result_<metric>.txt: its show_enh_score.sh reads them).
 #
 # Inputs: <data_dir>/spk1.scp (clean references, required), wav.scp (noisy row), vad_labels.scp
 # (vad.scp in older dirs),
@@ -23,7 +24,8 @@ figures=true      # example spectrogram/VAD PNGs in the report
 html_report=true  # also <enh_dir>/scoring/report.html: listening report (players, spectrograms; offline)
 report_copy=      # also write the report to this file (e.g. exp/<tag>/RESULTS.md), figure links kept valid
 score_opts=       # extra csmvanet-score options (every job and the merge), e.g. "--vad_threshold 0.6"
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--html-report true|false] [--report-copy FILE] [--score-opts \"...\"] <data_dir> <enh_dir>
+scoring_protocol= # ESPnet's per-metric files also written (empty: csmvanet-score's default list)
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--pesq-mode wb|nb] [--figures true|false] [--html-report true|false] [--report-copy FILE] [--score-opts \"...\"] [--scoring_protocol \"PESQ STOI SI_SNR\"] <data_dir> <enh_dir>
   e.g. $0 --nj 8 data/test exp/csmvanet/enhance_test"
 
 . utils/parse_options.sh
@@ -61,6 +63,7 @@ fi
 [ -f "$enh/../config.yaml" ] && opts+=(--config_file "$enh/../config.yaml")
 [ -n "$pesq_mode" ] && opts+=(--pesq_mode "$pesq_mode")
 opts+=(--html_report "$html_report")  # before score_opts: "--html_report false" there wins
+[ -n "$scoring_protocol" ] && opts+=(--scoring_protocol "$scoring_protocol")
 # shellcheck disable=SC2206  # score_opts is a list of words
 opts+=($score_opts)
 

@@ -5,7 +5,7 @@
 #
 #   steps/score_sets.sh [options] <data_root> <exp_dir> <test_set> [<test_set> ...]
 #
-# <data_root>/<set> is the data dir (references) and <exp_dir>/enhanced_<set> the decoded set
+# <data_root>/<set> is the data dir (references) and <exp_dir>/<inference_tag>_<set> the decoded set
 # (steps/decode.sh). The test sets come first in the report, then --valid_set (no published rows:
 # the checkpoint was chosen on it). Every set is scored even when one fails; the exit status is then
 # non-zero, after RESULTS.md is written.
@@ -17,7 +17,9 @@ title=            # name of the enhanced rows (default: the experiment folder na
 published=        # YAML/TSV with published rows, shown in the test sets' tables
 valid_set=        # the validation set, scored after the test sets
 score_opts=       # extra csmvanet-score options
-help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--valid_set SET] [--score_opts \"...\"] <data_root> <exp_dir> <test_set>...
+scoring_protocol= # ESPnet's per-metric files (steps/score.sh --scoring_protocol)
+inference_tag=enhanced  # the decoded sets are <exp_dir>/<inference_tag>_<set> (ESPnet's name)
+help_message="Usage: $0 [--nj N] [--cmd utils/run.pl] [--title T] [--published FILE] [--valid_set SET] [--score_opts \"...\"] [--scoring_protocol \"...\"] [--inference_tag enhanced] <data_root> <exp_dir> <test_set>...
   e.g. $0 --nj 8 --valid_set valid dump exp/csmvanet_train test"
 
 . utils/parse_options.sh
@@ -35,7 +37,7 @@ case "$nj" in ''|*[!0-9]*|0) echo "$0: --nj must be a positive number, not '$nj'
 sets=("$@")
 [ -z "$valid_set" ] || sets+=("$valid_set")
 for x in "${sets[@]}"; do  # every input before anything is scored
-  for f in "$data/$x/spk1.scp" "$exp/enhanced_$x/enhanced.scp"; do
+  for f in "$data/$x/spk1.scp" "$exp/${inference_tag}_$x/enhanced.scp"; do
     [ -f "$f" ] || { echo "$0: no such file: $f (set $x; run stage 4 first)" >&2; exit 1; }
   done
 done
@@ -46,12 +48,12 @@ for x in "${sets[@]}"; do
   opts=()
   if [ "$x" != "$valid_set" ] && [ -n "$published" ]; then opts=(--published "$published"); fi
   steps/score.sh --nj "$nj" --cmd "$cmd" --title "$title" --score_opts "$score_opts" "${opts[@]}" \
-    "$data/$x" "$exp/enhanced_$x" || failed+=("$x")
-  collect+=("$x=$exp/enhanced_$x/scoring")
+    --scoring_protocol "$scoring_protocol" "$data/$x" "$exp/${inference_tag}_$x" || failed+=("$x")
+  collect+=("$x=$exp/${inference_tag}_$x/scoring")
 done
 csmvanet-score --collect "${collect[@]}" --title "$title" --out_dir "$exp"
 echo "$0: wrote $exp/RESULTS.md (sets: ${sets[*]})"
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "$0: some utterances of ${failed[*]} were not scored: see $exp/enhanced_<set>/scoring/{errors,missing}" >&2
+  echo "$0: some utterances of ${failed[*]} were not scored: see $exp/${inference_tag}_<set>/scoring/{errors,missing}" >&2
   exit 1
 fi

@@ -2,7 +2,7 @@
 # The recipes' training stage: runs csmvanet-train on a train and a VALIDATION data dir.
 # The checkpoint used for decoding is chosen on <valid-data-dir> only; never pass a test set here.
 #
-#   steps/train.sh [--cmd utils/run.pl] [--ngpu N] [--num_nodes N] [--train_args "..."]
+#   steps/train.sh [--cmd utils/run.pl] [--ngpu N] [--num_nodes N] [--train_args "..."] [--init_param SPEC]
 #                  [--resume true|false] <config> <train-data-dir> <valid-data-dir> <exp-dir>
 #
 # --ngpu 0: CPU; 1: one GPU; N > 1: `torchrun --standalone --nproc_per_node N` (DDP, nccl).
@@ -12,6 +12,8 @@
 #   node of $SLURM_JOB_NODELIST, port $MASTER_PORT (default 29500), id $SLURM_JOB_ID. The log is
 #   <exp-dir>/train.log as for one node; $cmd is not used then (srun places the processes).
 # --train_args: extra csmvanet-train options, e.g. "--train.epochs 10 --optim.lr 1e-4".
+# --init_param: start from trained weights (fine-tuning; ESPnet's name): a packed model, an exp dir or
+#   a .pth, with ESPnet's path[:src_key[:dst_key[:exclude_keys]]] (csmvanet/init_param.py).
 # --resume true (default): continue from <exp-dir>/checkpoint_last.pth when it exists (after a kill
 #   or a time limit); false: refuse to touch an exp dir that already holds a run.
 # An earlier <exp-dir>/train.log is kept as train.log.1, .2, ... Every option and input is checked
@@ -23,6 +25,7 @@ ngpu=1
 num_nodes=1
 train_args=
 resume=true
+init_param=       # csmvanet-train --train.init_param (empty: random initialisation)
 num_threads=      # torch threads per process (default: every core for CPU training)
 help_message="Usage: $0 [options] <config> <train-data-dir> <valid-data-dir> <exp-dir>
 Options:
@@ -30,6 +33,7 @@ Options:
   --ngpu N           GPUs per node; 0 = CPU (default $ngpu)
   --num_nodes N      nodes (Slurm allocation needed when > 1; default $num_nodes)
   --train_args ARGS  extra csmvanet-train options, e.g. \"--train.epochs 10\"
+  --init_param SPEC  start from these weights: path[:src_key[:dst_key[:exclude_keys]]]
   --resume BOOL      continue from <exp-dir>/checkpoint_last.pth if present (default $resume)
   --num_threads N    torch/OpenMP threads per process (default: every core for CPU training,
                      else OMP_NUM_THREADS as set by path.sh)"
@@ -99,6 +103,7 @@ fi
 # shellcheck disable=SC2086  # train_args is a list of words
 args=(--config "$config" --train_dir "$train_dir" --valid_dir "$valid_dir" --exp_dir "$exp_dir"
       --ngpu "$ngpu" $resume_opt $train_args)
+if [ -n "$init_param" ]; then args+=(--train.init_param "$init_param"); fi
 
 if [ "$num_nodes" -gt 1 ]; then
   master=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)

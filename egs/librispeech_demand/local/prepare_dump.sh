@@ -24,7 +24,9 @@ test_snrs=-5,0,5,10,15
 num_test_per_cond=50
 test_seconds=0
 seed=1
-help_message="Usage: $0 [--nj 8] [--cmd utils/run.pl] [--fs 16000] [--train_config F] [--vad_config F] [--num_train N] [--train_seconds S] [--train_snrs SPEC] [--num_valid N] [--test_snrs LIST] [--num_test_per_cond N] [--test_seconds S] [--seed N] <data_dir> <dump_dir>"
+use_noise_ref=false   # also write the scaled noise of each mixture (noise1.scp, ESPnet's noise reference)
+audio_format=wav      # wav or flac
+help_message="Usage: $0 [--use_noise_ref false] [--audio_format wav] [--nj 8] [--cmd utils/run.pl] [--fs 16000] [--train_config F] [--vad_config F] [--num_train N] [--train_seconds S] [--train_snrs SPEC] [--num_valid N] [--test_snrs LIST] [--num_test_per_cond N] [--test_seconds S] [--seed N] <data_dir> <dump_dir>"
 . utils/parse_options.sh
 if [ $# -ne 2 ]; then
   echo "$help_message" >&2
@@ -42,6 +44,7 @@ for x in speech_train speech_dev speech_test noise_train noise_test; do
   [ -f "$data/$x/wav.scp" ] || { echo "$0: no such file: $data/$x/wav.scp (run stage 1)" >&2; exit 1; }
 done
 
+case "$use_noise_ref" in true) noise_opt=--write_noise ;; false) noise_opt= ;; *) echo "$0: --use_noise_ref true|false, not '$use_noise_ref'" >&2; exit 1 ;; esac
 # set | speech list | noise list | SNRs | how many | clip length (s) | seed
 for spec in "train speech_train noise_train $train_snrs --num=$num_train $train_seconds $seed" \
             "valid speech_dev noise_train $train_snrs --num=$num_valid $train_seconds $((seed + 1))" \
@@ -50,7 +53,7 @@ for spec in "train speech_train noise_train $train_snrs --num=$num_train $train_
   dst=$dump/$x
   mkdir -p "$dst/log"
   $cmd --num-threads "$nj" "$dst/log/simulate.log" \
-    csmvanet-simulate --quiet --fs "$fs" --make_spec --spec "$dst/spec.tsv" --seed "$s" \
+    csmvanet-simulate --audio_format "$audio_format" ${noise_opt} --quiet --fs "$fs" --make_spec --spec "$dst/spec.tsv" --seed "$s" \
       --speech_scp "$data/$speech/wav.scp" --speech_lengths "$data/$speech/utt2num_samples" \
       --speech_utt2spk "$data/$speech/utt2spk" \
       --noise_scp "$data/$noise/wav.scp" --noise_lengths "$data/$noise/utt2num_samples" \

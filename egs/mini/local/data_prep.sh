@@ -5,6 +5,8 @@
 # and <data>/noise_{train,test}/{wav.scp,utt2noise,utt2spk,spk2utt} (independent noise recordings per
 # type; each recording its own "speaker", so that these lists are data dirs Kaldi's validator accepts).
 set -euo pipefail
+help_message="Usage: $0 <corpus> <data>"
+. utils/parse_options.sh   # no options of its own: run.sh --local_data_opts gets a clear refusal
 [ $# -eq 2 ] || { echo "Usage: $0 <corpus> <data>" >&2; exit 1; }
 corpus=$(cd "$1" && pwd)
 data=$2

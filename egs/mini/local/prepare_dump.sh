@@ -20,7 +20,9 @@ num_train=600
 train_snrs=uniform:-5:10
 test_snrs=-5,0,5
 seed=1
-help_message="Usage: $0 [--nj 2] [--train_config F] [--vad_config F] [--num_train 600] [--train_snrs SPEC] [--test_snrs LIST] [--seed 1] <data_dir> <dump_dir>"
+use_noise_ref=false   # also write the scaled noise of each mixture (noise1.scp, ESPnet's noise reference)
+audio_format=wav      # wav or flac
+help_message="Usage: $0 [--use_noise_ref false] [--audio_format wav] [--nj 2] [--train_config F] [--vad_config F] [--num_train 600] [--train_snrs SPEC] [--test_snrs LIST] [--seed 1] <data_dir> <dump_dir>"
 . utils/parse_options.sh
 if [ $# -ne 2 ]; then
   echo "$help_message" >&2
@@ -35,6 +37,7 @@ for f in "$train_config" "$vad_config" "$data/speech_train/wav.scp" "$data/noise
   [ -f "$f" ] || { echo "$0: no such file: $f" >&2; exit 1; }
 done
 
+case "$use_noise_ref" in true) noise_opt=--write_noise ;; false) noise_opt= ;; *) echo "$0: --use_noise_ref true|false, not '$use_noise_ref'" >&2; exit 1 ;; esac
 for part in train valid test; do
   case $part in
     train) noise=noise_train; opts=(--num "$num_train" --length 2 --snrs "$train_snrs" --seed "$seed") ;;
@@ -43,7 +46,7 @@ for part in train valid test; do
   esac
   tmp=$dump/.tmp.$part
   rm -rf "$tmp"
-  csmvanet-simulate --make_spec --speech_scp "$data/speech_$part/wav.scp" \
+  csmvanet-simulate --audio_format "$audio_format" ${noise_opt} --make_spec --speech_scp "$data/speech_$part/wav.scp" \
     --speech_utt2spk "$data/speech_$part/utt2spk" \
     --noise_scp "$data/$noise/wav.scp" --noise2type "$data/$noise/utt2noise" \
     "${opts[@]}" --spec "$tmp/spec.tsv" \

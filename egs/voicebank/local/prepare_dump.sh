@@ -14,7 +14,8 @@ fs=16000
 train_config=conf/train.yaml
 vad_config=conf/vad.yaml
 sets="train valid test"
-help_message="Usage: $0 [--nj 8] [--cmd utils/run.pl] [--fs 16000] [--train_config conf/train.yaml] [--vad_config conf/vad.yaml] [--sets \"train valid test\"] <data_dir> <dump_dir>"
+audio_format=wav      # wav or flac
+help_message="Usage: $0 [--audio_format wav] [--nj 8] [--cmd utils/run.pl] [--fs 16000] [--train_config conf/train.yaml] [--vad_config conf/vad.yaml] [--sets \"train valid test\"] <data_dir> <dump_dir>"
 . utils/parse_options.sh
 if [ $# -ne 2 ]; then
   echo "$help_message" >&2
@@ -35,10 +36,10 @@ for x in $sets; do
   dst=$dump/$x
   mkdir -p "$dst/log"
   $cmd --num-threads "$nj" "$dst/log/resample_noisy.log" \
-    csmvanet-resample --quiet --nj "$nj" --fs "$fs" --scp "$src/wav.scp" --out_dir "$dst/wav/noisy" \
+    csmvanet-resample --quiet --audio_format "$audio_format" --nj "$nj" --fs "$fs" --scp "$src/wav.scp" --out_dir "$dst/wav/noisy" \
       --out_scp "$dst/wav.scp" --utt2num_samples "$dst/utt2num_samples"
   $cmd --num-threads "$nj" "$dst/log/resample_clean.log" \
-    csmvanet-resample --quiet --nj "$nj" --fs "$fs" --scp "$src/spk1.scp" --out_dir "$dst/wav/clean" \
+    csmvanet-resample --quiet --audio_format "$audio_format" --nj "$nj" --fs "$fs" --scp "$src/spk1.scp" --out_dir "$dst/wav/clean" \
       --out_scp "$dst/spk1.scp"
   for f in utt2spk spk2utt text utt2noise utt2snr; do
     rm -f "$dst/$f"

@@ -28,7 +28,9 @@ train_seconds=2
 train_snrs=uniform:-5:25
 test_snrs=-5,0,5,10,15
 seed=1
-help_message="Usage: $0 [--nj 2] [--train_config F] [--vad_config F] [--num_train 3000] [--train_seconds 2] [--train_snrs SPEC] [--test_snrs LIST] [--seed 1] <data_dir> <dump_dir>"
+use_noise_ref=false   # also write the scaled noise of each mixture (noise1.scp, ESPnet's noise reference)
+audio_format=wav      # wav or flac
+help_message="Usage: $0 [--use_noise_ref false] [--audio_format wav] [--nj 2] [--train_config F] [--vad_config F] [--num_train 3000] [--train_seconds 2] [--train_snrs SPEC] [--test_snrs LIST] [--seed 1] <data_dir> <dump_dir>"
 . utils/parse_options.sh
 if [ $# -ne 2 ]; then
   echo "$help_message" >&2
@@ -49,6 +51,7 @@ for part in train valid test; do
   done
 done
 
+case "$use_noise_ref" in true) noise_opt=--write_noise ;; false) noise_opt= ;; *) echo "$0: --use_noise_ref true|false, not '$use_noise_ref'" >&2; exit 1 ;; esac
 for part in train valid test; do
   case $part in
     train) opts=(--num "$num_train" --length "$train_seconds" --snrs "$train_snrs" --seed "$seed") ;;
@@ -63,7 +66,7 @@ for part in train valid test; do
   esac
   tmp=$dump/.tmp.$part
   rm -rf "$tmp"
-  csmvanet-simulate --make_spec --speech_scp "$data/speech_$part/wav.scp" \
+  csmvanet-simulate --audio_format "$audio_format" ${noise_opt} --make_spec --speech_scp "$data/speech_$part/wav.scp" \
     --speech_utt2spk "$data/speech_$part/utt2spk" --speech_lengths "$data/speech_$part/utt2num_samples" \
     --noise_scp "$data/noise_$part/wav.scp" --noise2type "$data/noise_$part/utt2noise" \
     --noise_lengths "$data/noise_$part/utt2num_samples" \
