@@ -190,7 +190,7 @@ def test_resample_cli_lists_failures_and_writes_the_rest(tmp_path):
                           str(tmp_path / "out.scp"), "--utt2num_samples", str(tmp_path / "n")],
                          capture_output=True, text=True)
     assert res.returncode == 1
-    assert "b:" in res.stderr and "missing.wav" in res.stderr
+    assert f"{tmp_path / 'in.scp'}: key 'b'" in res.stderr and "missing.wav" in res.stderr
     assert read_scp(tmp_path / "out.scp") == {"a": str(tmp_path / "out" / "a.wav")}
     assert read_scp(tmp_path / "n") == {"a": "1600"}
     assert sf.info(tmp_path / "out" / "a.wav").samplerate == 16000

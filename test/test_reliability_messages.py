@@ -260,8 +260,9 @@ def _exp_copy(exp: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("settings,needle", [
-    ({"segment_seconds": 0}, "segment_seconds must be a positive number of seconds, got 0"),
-    ({"segment_seconds": 2.0, "overlap_seconds": 1.5}, "overlap_seconds must be at most half of segment_seconds"),
+    ({"segment_seconds": 0}, "segment_seconds must be a number of seconds above 0 and at most 3600, got 0"),
+    ({"segment_seconds": 2.0, "overlap_seconds": 1.5},
+     "overlap_seconds must be a number of seconds from 0 to half of segment_seconds (1), got 1.5"),
 ])
 def test_inference_yaml_chunking_names_the_file_and_key(exp, tmp_path, settings, needle):
     e = _exp_copy(exp, tmp_path)
