@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 here = Path(__file__).parent
-version = re.search(r'__version__ = "([^"]+)"', (here / "csmvanet" / "version.py").read_text()).group(1)
+version = re.search(r'__version__ = "([^"]+)"', (here / "csmvanet" / "base" / "version.py").read_text()).group(1)
 
 entry_points = {
     "console_scripts": [
@@ -33,7 +33,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["csmvanet", "csmvanet.*"]),
-    # the bundled pretrained models and their model card (csmvanet/model_files.py: BUNDLED_MODELS)
+    # the bundled pretrained models and their model card (csmvanet/experiment/model_files.py: BUNDLED_MODELS)
     package_data={"csmvanet": ["pretrained/*.pth", "pretrained/README.md"]},
     install_requires=[
         "torch>=2.1",

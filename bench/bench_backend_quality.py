@@ -28,11 +28,11 @@ def main() -> None:
     import torch
 
     import csmvanet
-    from csmvanet.enhance import Enhancer
+    from csmvanet.infer.enhancer import Enhancer
     from csmvanet.metrics.basic import pesq_or_reason, si_sdr, stoi_or_reason
-    from csmvanet.runners import BACKENDS
-    from csmvanet.uttaudio import read_utterance, utterance_audio
-    from csmvanet.version import git_hash
+    from csmvanet.infer.backends import BACKENDS
+    from csmvanet.data.utt_audio import read_utterance, utterance_audio
+    from csmvanet.base.version import git_hash
 
     torch.set_num_threads(args.threads)
     backends = args.backends or list(BACKENDS)

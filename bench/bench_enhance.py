@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of inference (csmvanet.enhance): bounded memory, real-time factor, seam quality.
+"""Benchmark of inference (csmvanet.infer.enhancer): bounded memory, real-time factor, seam quality.
 
 Run by hand (not a unit test)::
 
@@ -11,7 +11,7 @@ Run by hand (not a unit test)::
     tools/venv/bin/python bench/bench_enhance.py --only curve --memory_threads 1   # peak RSS: 1 min ... 3 h
 
 Every measurement uses the config given (default: the paper's, egs/voicebank/conf/train.yaml) with
-random weights (seed 0), on speech-like audio from csmvanet.synthetic mixed with babble noise.
+random weights (seed 0), on speech-like audio from csmvanet.audio.synthetic mixed with babble noise.
 
 memory  Peak RSS (ru_maxrss) of enhancing a ``--long_seconds`` file (default 600 s) and a
         ``--short_seconds`` file (default 10 s) file-to-file (Enhancer.enhance_file, as the CLI does),
@@ -20,7 +20,7 @@ memory  Peak RSS (ru_maxrss) of enhancing a ``--long_seconds`` file (default 600
 rtf     Real-time factor (wall time / audio duration) of enhance_file on a ``--rtf_seconds`` file
         (default 30 s) on CPU with each of ``--threads`` (default 1 and 2), in subprocesses, after
         one warm-up segment.
-backends  Every network backend (csmvanet.runners.BACKENDS: torch eager, onnxruntime, torch-int8) on
+backends  Every network backend (csmvanet.infer.backends.BACKENDS: torch eager, onnxruntime, torch-int8) on
         the same ``--rtf_seconds`` file with each of ``--threads`` (1 and 2), each run in a fresh
         subprocess after one warm-up segment: RTF table, speed-up over torch eager at the same thread
         count, and agreement of each backend's output with torch's (SI-SDR in dB, VAD max |diff|).
@@ -74,8 +74,8 @@ def _enhancer(config: str, threads: int, segment: float | None, overlap: float |
               retain_memory: bool = False):
     import torch
 
-    from csmvanet.config import load_config
-    from csmvanet.enhance import Enhancer
+    from csmvanet.base.config import load_config
+    from csmvanet.infer.enhancer import Enhancer
     from csmvanet.nets import build_model
 
     torch.set_num_threads(threads)
@@ -87,7 +87,7 @@ def _enhancer(config: str, threads: int, segment: float | None, overlap: float |
 
 def _noisy(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
     """Speech-like audio + babble at 5 dB SNR; long signals tile a 30 s piece (generation is slow)."""
-    from csmvanet.synthetic import noise, speech_like
+    from csmvanet.audio.synthetic import noise, speech_like
 
     piece = min(seconds, 30.0)
     s, _ = speech_like(seed, seconds=piece, sr=sr)
@@ -114,7 +114,7 @@ def _write_long(path: Path, seconds: float, sr: int = 16000) -> None:
 # ------------------------------------------------------------------------------------------ children
 
 def child(args) -> None:
-    from csmvanet.memory import cpu_usage
+    from csmvanet.base.memory import cpu_usage
 
     t0 = time.perf_counter()
     enh = _enhancer(args.config, args.threads, args.segment_seconds, args.overlap_seconds, args.backend,
@@ -187,7 +187,7 @@ def bench_backends(args, tmp: Path) -> None:
     import soundfile as sf
 
     from csmvanet.metrics import si_sdr
-    from csmvanet.runners import BACKENDS
+    from csmvanet.infer.backends import BACKENDS
 
     wav = tmp / "rtf.wav"
     _write_long(wav, args.rtf_seconds)
@@ -296,7 +296,7 @@ def header(args) -> None:
     import torch
 
     import csmvanet
-    from csmvanet.version import git_hash
+    from csmvanet.base.version import git_hash
 
     print(f"# bench_enhance {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"# csmvanet {csmvanet.__version__} git {git_hash()}, torch {torch.__version__}, numpy {np.__version__}, "

@@ -246,7 +246,7 @@ def _run_metric(args):
 def _compute(name, idx):
     from csmvanet.metrics.basic import pesq_score, si_sdr, stoi_score
     from csmvanet.metrics.composite import composite_measures
-    from csmvanet.metrics.score import score_arrays
+    from csmvanet.metrics.scoring import score_arrays
 
     ref, deg = _PAIRS[idx]
     fs = 16000

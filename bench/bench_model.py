@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from csmvanet.config import load_config
-from csmvanet.loss import build_loss
-from csmvanet.modelinfo import count_parameters
+from csmvanet.base.config import load_config
 from csmvanet.nets import build_model
+from csmvanet.nets.loss import build_loss
+from csmvanet.nets.summary import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,8 +32,8 @@ def main() -> None:
     args = p.parse_args()
 
     from csmvanet import __version__, synthetic
-    from csmvanet.audio import write_audio
-    from csmvanet.simulate import load_sources, make_specs, simulate, write_spec
+    from csmvanet.audio.io import write_audio
+    from csmvanet.data.simulate import load_sources, make_specs, simulate, write_spec
 
     try:
         git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

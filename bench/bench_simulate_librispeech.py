@@ -36,9 +36,9 @@ TRAIN_ENVS = ("DKITCHEN", "DLIVING", "DWASHING", "NFIELD", "NPARK", "OHALLWAY", 
 
 
 def build_corpus(root: Path, num_speech: int, noise_seconds: float) -> tuple[Path, Path, Path]:
-    from csmvanet import synthetic
-    from csmvanet.audio import write_audio
-    from csmvanet.datadir import write_scp
+    from csmvanet.audio import synthetic
+    from csmvanet.audio.io import write_audio
+    from csmvanet.data.datadir import write_scp
 
     rng = np.random.default_rng(0)
     # A pool of synthetic talkers; each FLAC file is a different rotation/concatenation of them.

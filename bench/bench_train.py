@@ -33,12 +33,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from csmvanet.config import load_config  # noqa: E402
-from csmvanet.dataset import GlobalBatchSampler, TrainSegments, collate  # noqa: E402
-from csmvanet.features import STFTConfig  # noqa: E402
-from csmvanet.experiment import resolve_config  # noqa: E402
-from csmvanet.loss import fp32_outputs as _fp32  # noqa: E402
-from csmvanet.version import git_hash  # noqa: E402
+from csmvanet.audio.stft import STFTConfig  # noqa: E402
+from csmvanet.base.config import load_config  # noqa: E402
+from csmvanet.base.version import git_hash  # noqa: E402
+from csmvanet.data.dataset import GlobalBatchSampler, TrainSegments, collate  # noqa: E402
+from csmvanet.experiment.resolved_config import resolve_config  # noqa: E402
+from csmvanet.nets.loss import fp32_outputs as _fp32  # noqa: E402
 
 
 def make_data_dir(d: Path, n: int, seconds: float, cfg: STFTConfig) -> None:
@@ -66,7 +66,7 @@ def make_data_dir(d: Path, n: int, seconds: float, cfg: STFTConfig) -> None:
 
 
 def bench_step(cfg: dict, batches: list[dict], steps: int) -> list[float]:
-    from csmvanet.loss import build_loss
+    from csmvanet.nets.loss import build_loss
     from csmvanet.nets import build_model
 
     torch.manual_seed(0)
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
         t["grad_checkpoint"] = args.checkpointing_child == "1"
         checkpointing_child(cfg, stft_cfg, args.steps)
         return 0
-    from csmvanet.version import __version__
+    from csmvanet.base.version import __version__
     print(f"csmvanet {__version__} (git {git_hash()}), torch {torch.__version__}, numpy {np.__version__}, "
           f"python {platform.python_version()}, {platform.machine()}, torch threads {torch.get_num_threads()}")
     print(f"config {args.config}: batch {t['batch_size']} x {t['segment_seconds']} s, model {cfg['model']}")

@@ -45,9 +45,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_enhance import _noisy  # noqa: E402
 from bench_train import make_data_dir  # noqa: E402
 
-from csmvanet.config import load_config  # noqa: E402
-from csmvanet.dataset import collate  # noqa: E402
-from csmvanet.features import STFTConfig  # noqa: E402
+from csmvanet.audio.stft import STFTConfig  # noqa: E402
+from csmvanet.base.config import load_config  # noqa: E402
+from csmvanet.data.dataset import collate  # noqa: E402
 
 TINY_MODEL = {"channels": [8, 16], "num_conformers": 1, "heads": 2, "ff_mult": 2, "conv_kernel": 7,
               "dropout": 0.0, "rel_pos_clamp": 50}
@@ -78,7 +78,7 @@ def train_cfg(base: dict, s: dict, **train) -> dict:
 
 def part_amp(s: dict, work: Path, device: torch.device) -> dict:
     """20 steps of the trainer's own step on one fixed batch, per precision."""
-    from csmvanet.trainer import DistInfo, Trainer, resolve_config
+    from csmvanet.train.trainer import DistInfo, Trainer, resolve_config
 
     stft_cfg = STFTConfig.from_dict(s["cfg"].get("stft"))
     tr, cv = work / "amp_data" / "tr", work / "amp_data" / "cv"
@@ -124,7 +124,7 @@ def part_amp(s: dict, work: Path, device: torch.device) -> dict:
 
 def part_ddp(s: dict, work: Path, cuda: bool, timeout: float) -> dict:
     """csmvanet-train under torchrun: nccl on GPUs (one process each), gloo on the CPU (2 processes)."""
-    from csmvanet import checkpoint as ckpt
+    from csmvanet.experiment import checkpoint as ckpt
 
     nproc = torch.cuda.device_count() if cuda else 2
     if cuda and nproc < 2:
@@ -155,7 +155,7 @@ def part_ddp(s: dict, work: Path, cuda: bool, timeout: float) -> dict:
 
 
 def part_enhance(s: dict, device: torch.device) -> dict:
-    from csmvanet.enhance import Enhancer
+    from csmvanet.infer.enhancer import Enhancer
     from csmvanet.metrics import si_sdr
     from csmvanet.nets import build_model
 
@@ -237,7 +237,7 @@ def main(argv=None) -> int:
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
     s = sizes(cuda)
     import csmvanet
-    from csmvanet.version import git_hash
+    from csmvanet.base.version import git_hash
 
     report = {"mode": "cuda" if cuda else "cpu-tiny",
               "note": None if cuda else ("no CUDA device (or --cpu): every part ran on the CPU at a tiny size, gloo "

@@ -1,5 +1,5 @@
 """CSM-VANet speech enhancement toolkit."""
-from csmvanet.version import __version__
+from csmvanet.base.version import __version__
 
 __all__ = ["__version__", "Enhancer"]
 
@@ -7,7 +7,7 @@ __all__ = ["__version__", "Enhancer"]
 def __getattr__(name):
     # Lazy: `import csmvanet` stays cheap (no torch); `from csmvanet import Enhancer` loads it on use.
     if name == "Enhancer":
-        from csmvanet.enhance import Enhancer
+        from csmvanet.infer.enhancer import Enhancer
 
         return Enhancer
     raise AttributeError(f"module 'csmvanet' has no attribute {name!r}")

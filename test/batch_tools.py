@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 BATCH_TOOLS = ["score", "resample", "vad_labels", "simulate"]
 

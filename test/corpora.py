@@ -1,6 +1,6 @@
 """Small corpus trees in the exact official layouts, for testing the recipes' data preparation.
 
-The audio is synthetic (csmvanet.synthetic), short, and deterministic by seed; folder and file names,
+The audio is synthetic (csmvanet.audio.synthetic), short, and deterministic by seed; folder and file names,
 sample rates and side files follow the released corpora (see shared/spec/corpora.md):
 
 - VoiceBank+DEMAND (:func:`make_voicebank`): the unpacked zips ``clean_trainset_28spk_wav/``,
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csmvanet.audio import resample, write_audio
-from csmvanet.synthetic import noise, speech_like
+from csmvanet.audio.io import resample, write_audio
+from csmvanet.audio.synthetic import noise, speech_like
 
 VB_TRAIN_SPEAKERS_28 = ("p226", "p227", "p228", "p230", "p231", "p233", "p236", "p239", "p243", "p244",
                         "p250", "p254", "p256", "p258", "p259", "p267", "p268", "p269", "p270", "p273",

@@ -1,4 +1,4 @@
-"""Builds small Kaldi-style data dirs for the tests of utils/ and csmvanet.datadir."""
+"""Builds small Kaldi-style data dirs for the tests of utils/ and csmvanet.data.datadir."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import kaldiio
 import numpy as np
 import soundfile as sf
 
-from csmvanet.features import STFTConfig
+from csmvanet.audio.stft import STFTConfig
 
 
 def make_data_dir(root: Path, *, num_utts: int = 6, num_spk: int = 2, sample_rate: int = 16000,

@@ -31,7 +31,7 @@ class KillAfterStep:
         if trainer.global_step != self.step:
             return
         if trainer.dist.is_main:
-            logging.getLogger("csmvanet.trainer").warning(
+            logging.getLogger("csmvanet.train.trainer").warning(
                 "kill after step %d: killing this process with SIGKILL (fault injection)", self.step)
             for h in logging.getLogger("csmvanet").handlers:
                 h.flush()
@@ -55,7 +55,7 @@ class DiskFullAfterStep:
     def after_step(self, trainer) -> None:
         if trainer.global_step != self.step:
             return
-        logging.getLogger("csmvanet.trainer").warning(
+        logging.getLogger("csmvanet.train.trainer").warning(
             "disk full after step %d: writes into %s fail from now on (fault injection)", self.step, trainer.exp_dir)
         full_dir = Path(trainer.exp_dir).resolve()
         real_open = builtins.open

@@ -1,4 +1,4 @@
-"""utils/validate_data_dir.sh and utils/fix_data_dir.sh (logic in csmvanet.datadir)."""
+"""utils/validate_data_dir.sh and utils/fix_data_dir.sh (logic in csmvanet.data.datadir)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
-from csmvanet.datadir_validate import validate_data_dir
+from csmvanet.data.datadir import read_scp
+from csmvanet.data.validate_dir import validate_data_dir
 from datadir_helpers import make_data_dir, read_lines, write_lines
 
 ROOT = Path(__file__).resolve().parents[1]

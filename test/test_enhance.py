@@ -1,4 +1,4 @@
-"""Inference (csmvanet.enhance, csmvanet-enhance, csmvanet-pack, steps/decode.sh).
+"""Inference (csmvanet.infer.enhancer, csmvanet-enhance, csmvanet-pack, steps/decode.sh).
 
 Bounded memory on long files, seamless chunks, bad inputs in a batch, output length / rate / peak,
 packed models with checksum, the Python API and the recipe decode stage.
@@ -21,14 +21,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from csmvanet.audio import resample
-from csmvanet.checkpoint import save_checkpoint
-from csmvanet.enhance import (ChunkStitcher, Enhancer, EnhanceError, ModelFileError, load_model_files,
-                              pack_model, soft_limit)
-from csmvanet.features import STFTConfig
+from csmvanet.audio.io import resample
+from csmvanet.audio.stft import STFTConfig
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.experiment.checkpoint import save_checkpoint
+from csmvanet.infer.enhancer import (ChunkStitcher, Enhancer, EnhanceError, ModelFileError, load_model_files,
+                                     pack_model, soft_limit)
 from csmvanet.metrics import si_sdr
 from csmvanet.nets import build_model
-from csmvanet.synthetic import noise, speech_like
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -181,7 +181,7 @@ def test_chunked_output_matches_whole_file(tmp_path):
 _MEM_CHILD = r"""
 import json, resource, sys, torch
 torch.set_num_threads(1)
-from csmvanet.enhance import Enhancer
+from csmvanet.infer.enhancer import Enhancer
 enh = Enhancer.from_pretrained(sys.argv[1])
 with open("/proc/self/status") as f:
     rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0] / 1024

@@ -1,4 +1,4 @@
-"""Quiet in, quiet out (csmvanet.output_level.bound_quiet) and the overlap a user did not give.
+"""Quiet in, quiet out (csmvanet.infer.output_level.bound_quiet) and the overlap a user did not give.
 
 Issue 30: digital silence came out as noise and a lone click at -80 dBFS came out at -42 dBFS (the
 level normalisation divides by an RMS clamped at 1e-5); ``--segment_seconds 1.5`` with the bundled
@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from csmvanet.enhance import Enhancer
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.infer.enhancer import Enhancer
+from csmvanet.infer.output_level import QUIET_RMS, bound_quiet
 from csmvanet.nets import build_model
-from csmvanet.output_level import QUIET_RMS, bound_quiet
-from csmvanet.synthetic import noise, speech_like
 
 SR = 16000
 MINI = {"model": {"channels": [8, 16], "num_conformers": 1, "heads": 2, "ff_mult": 2, "conv_kernel": 7}}
@@ -59,7 +59,7 @@ def test_silence_and_a_click_are_never_made_louder(mini):
 def test_normal_level_input_is_untouched(mini, monkeypatch):
     """The rule acts on near-silent chunks only: normal speech (also at -50 dBFS RMS, and with a
     stretch of digital silence shorter than a segment) comes out bit-identical to the network's output."""
-    import csmvanet.enhance as enhance_mod
+    import csmvanet.infer.enhancer as enhance_mod
 
     s, _ = speech_like(1, seconds=6.0, sr=SR)
     n = noise("pink", 2, seconds=6.0, sr=SR)

@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from csmvanet.batch import collect_inputs, enhance_batch
-from csmvanet.enhance import Enhancer
-from csmvanet.features import STFTConfig
+from csmvanet.audio.stft import STFTConfig
+from csmvanet.infer.batch import collect_inputs, enhance_batch
+from csmvanet.infer.enhancer import Enhancer
 
 SR = 16000
 HOP = 100

@@ -1,4 +1,4 @@
-"""ESPnet's scoring layout written by csmvanet-score (csmvanet/metrics/espnet_files.py), as read by
+"""ESPnet's scoring layout written by csmvanet-score (csmvanet/reports/espnet_files.py), as read by
 ESPnet's scripts/utils/show_enh_score.sh: <exp>/<tag>/<inference_tag>_<set>/scoring/ holds
 <METRIC>_spk1 (`utt value`, sorted), wav_spk1 and result_<metric>.txt (the mean, "%.2f")."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 FS = 16000
 ROOT = Path(__file__).resolve().parents[1]

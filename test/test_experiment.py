@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from csmvanet.errors import ConfigError
-from csmvanet.experiment import TRAIN_DEFAULTS, Experiment, resolve_config
+from csmvanet.base.errors import ConfigError
+from csmvanet.experiment.resolved_config import TRAIN_DEFAULTS, Experiment, resolve_config
 from csmvanet.nets import build_model
 
 SECTIONS = {"stft": "hop_length", "model": "num_conformers", "loss": "mag", "optim": "lr",
@@ -39,8 +39,8 @@ def test_sections_are_typed_and_the_dict_is_what_config_yaml_holds(tiny_config):
 
 
 def test_one_git_hash_format():
-    from csmvanet.metrics.report import environment
-    from csmvanet.version import git_hash
+    from csmvanet.reports.results_md import environment
+    from csmvanet.base.version import git_hash
 
     h = git_hash()
     assert h == "unknown" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", h), h

@@ -15,11 +15,11 @@ import soundfile as sf
 import torch
 import yaml
 
-from csmvanet.checkpoint import save_checkpoint
-from csmvanet.enhance import Enhancer, ModelFileError
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.experiment.checkpoint import save_checkpoint
+from csmvanet.infer.enhancer import Enhancer, ModelFileError
 from csmvanet.metrics import si_sdr
 from csmvanet.nets import build_model
-from csmvanet.synthetic import noise, speech_like
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'csmvanet[onnx]'")
 pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'csmvanet[onnx]'")
@@ -78,8 +78,8 @@ def test_int8_backend_is_quantised_and_close(exp, noisy):
 
 
 def test_bf16_backend_is_autocast_and_close_or_refused(exp, noisy, monkeypatch):
-    from csmvanet import runners
-    from csmvanet.errors import EnhanceError
+    from csmvanet.infer import backends as runners
+    from csmvanet.base.errors import EnhanceError
 
     torch.set_num_threads(1)
     if runners.cpu_has_bf16():
@@ -143,7 +143,7 @@ def test_onnx_file_of_other_weights_or_not_onnx_is_refused(exp, tmp_path):
 
 
 def test_onnx_file_of_another_stft_size_is_refused_in_one_line(exp, tmp_path):
-    from csmvanet.export import export_model
+    from csmvanet.experiment.onnx_export import export_model
 
     other = tmp_path / "stft512"
     other.mkdir()
@@ -163,8 +163,8 @@ def test_onnx_file_of_another_stft_size_is_refused_in_one_line(exp, tmp_path):
 
 
 def test_a_probe_that_the_runner_cannot_run_is_a_does_not_fit_error(exp):
-    from csmvanet.model_files import load_model_files, model_with_weights
-    from csmvanet.runners import check_matches
+    from csmvanet.experiment.model_files import load_model_files, model_with_weights
+    from csmvanet.infer.backends import check_matches
 
     config, state, _ = load_model_files(exp, None)
     model = model_with_weights(config, state, str(exp)).eval()
@@ -193,7 +193,7 @@ def test_export_refuses_an_opset_outside_the_supported_range(exp, tmp_path, caps
 def test_export_at_the_opset_boundaries_runs_and_matches_torch(exp, tmp_path, opset):
     import onnx
 
-    from csmvanet.export import export_model
+    from csmvanet.experiment.onnx_export import export_model
 
     f = tmp_path / f"m{opset}.onnx"
     assert export_model(exp, f, opset=opset)["opset"] == opset

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from csmvanet.features import STFTConfig, analyse, compress, decompress, stft, synthesise
+from csmvanet.audio.stft import STFTConfig, analyse, compress, decompress, stft, synthesise
 
 CFG = STFTConfig()
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from csmvanet.loss import build_loss
 from csmvanet.nets import build_model
+from csmvanet.nets.loss import build_loss
 
 
 def _config(tiny_config):
@@ -76,7 +76,7 @@ def test_checkpointing_keeps_fewer_activations_and_only_while_training(tiny_conf
 def test_trainer_passes_train_grad_checkpoint_to_the_model(tiny_config, tmp_path, flag):
     from test_train import make_data_dir
 
-    from csmvanet.trainer import TRAIN_DEFAULTS, Trainer, resolve_config
+    from csmvanet.train.trainer import TRAIN_DEFAULTS, Trainer, resolve_config
 
     assert TRAIN_DEFAULTS["grad_checkpoint"] is False
     tr = make_data_dir(tmp_path / "tr", 2, [0.5], seed=1)

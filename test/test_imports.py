@@ -18,26 +18,14 @@ PKG = Path(__file__).resolve().parents[1] / "csmvanet"
 
 #: Floors, lowest first; a module (or a package, for all its modules) on each.
 FLOORS = [
-    ("ground", ["csmvanet.version", "csmvanet.errors", "csmvanet.keys", "csmvanet.fileio", "csmvanet.config",
-                "csmvanet.rng", "csmvanet.stitch", "csmvanet.synthetic", "csmvanet.memory", "csmvanet.pool",
-                "csmvanet.pipes", "csmvanet.signals", "csmvanet.outdirs", "csmvanet.output_level",
-                "csmvanet.html_page"]),
-    ("signal", ["csmvanet.audio", "csmvanet.features", "csmvanet.checkpoint"]),
-    ("data", ["csmvanet.datadir", "csmvanet.uttaudio", "csmvanet.datadir_validate", "csmvanet.datadir_ops",
-              "csmvanet.datadir_fix", "csmvanet.datadir_durations", "csmvanet.datadir_perturb",
-              "csmvanet.dataset", "csmvanet.vad", "csmvanet.mixspec", "csmvanet.simulate", "csmvanet.perturb"]),
+    ("base", ["csmvanet.base"]),
+    ("audio", ["csmvanet.audio"]),
+    ("data", ["csmvanet.data"]),
     ("metrics", ["csmvanet.metrics"]),
-    ("nets", ["csmvanet.nets", "csmvanet.loss", "csmvanet.modelinfo"]),
-    ("experiment", ["csmvanet.experiment", "csmvanet.model_files", "csmvanet.distributed", "csmvanet.export",
-                    "csmvanet.resume", "csmvanet.inference_settings", "csmvanet.packing",
-                    "csmvanet.runners", "csmvanet.init_param"]),
-    ("engines", ["csmvanet.enhance", "csmvanet.batch", "csmvanet.validation", "csmvanet.reporter",
-                 "csmvanet.trainer", "csmvanet.tuning"]),
-    ("reports", ["csmvanet.metrics.report",     # RESULTS.md writer: scoring's top, nothing below reads it
-                 "csmvanet.metrics.figures",    # its example figures
-                 "csmvanet.metrics.listening",  # report.html beside RESULTS.md
-                 "csmvanet.enhance_report",     # csmvanet-enhance --report / --residual_dir
-                 "csmvanet.metrics.espnet_files"]),  # ESPnet's per-metric scoring files
+    ("nets", ["csmvanet.nets"]),
+    ("experiment", ["csmvanet.experiment"]),
+    ("engines", ["csmvanet.train", "csmvanet.infer"]),   # training and inference, side by side
+    ("reports", ["csmvanet.reports"]),
     ("bin", ["csmvanet.bin"]),
     ("package", ["csmvanet"]),       # csmvanet/__init__: the public face (lazy Enhancer); imported by no module
 ]
@@ -168,12 +156,30 @@ def test_no_circular_import():
     assert not found, "circular imports: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+def test_floors_are_folders():
+    """`ls csmvanet/` shows the architecture: one subpackage per floor, no loose modules beside them."""
+    loose = sorted(p.name for p in PKG.glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"modules directly in csmvanet/ (put each in the subpackage of its floor): {loose}"
+    for _, members in FLOORS[:-1]:
+        for m in members:
+            assert (PKG.parent / m.replace(".", "/") / "__init__.py").is_file(), f"floor {m} is not a package"
+
+
+#: The longest a module of the package may be; a longer one holds more than one thing: split it.
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_over_the_line_limit():
+    long = {m: n for m, f in module_names().items() if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them): {long}"
+
+
 def test_the_checks_see_imports():
     """The graph is not empty and sees lazy imports inside functions (so the tests above mean something)."""
     graph = import_graph()
-    assert ("csmvanet.nets", 6) in graph["csmvanet.modelinfo"]
-    lazy = {t for t, _ in graph["csmvanet.model_files"]}
-    assert "csmvanet.checkpoint" in lazy and "csmvanet.nets" in lazy        # both imported inside functions
+    assert ("csmvanet.nets", 6) in graph["csmvanet.nets.summary"]
+    lazy = {t for t, _ in graph["csmvanet.experiment.model_files"]}
+    assert "csmvanet.experiment.checkpoint" in lazy and "csmvanet.nets" in lazy        # both imported inside functions
     assert sum(len(e) for e in graph.values()) > 50
 
 

@@ -1,5 +1,5 @@
 """Fine-tuning from trained weights: train.init_param (ESPnet's --init_param,
-path[:src_key[:dst_key[:exclude_keys]]]), in csmvanet/init_param.py and through csmvanet-train."""
+path[:src_key[:dst_key[:exclude_keys]]]), in csmvanet/train/init_param.py and through csmvanet-train."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from csmvanet.errors import TrainingError
-from csmvanet.init_param import init_params, parse_init_param
+from csmvanet.base.errors import TrainingError
 from csmvanet.nets import build_model
+from csmvanet.train.init_param import init_params, parse_init_param
 
 TINY = {"model": {"channels": [8, 8], "num_conformers": 1, "heads": 1, "ff_mult": 1, "conv_kernel": 3,
                   "conv_expansion": 1, "dropout": 0.0}}

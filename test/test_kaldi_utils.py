@@ -264,7 +264,7 @@ def _ten(tmp_path):
 def test_per_speaker_step_is_kaldis_at_the_boundary():
     """subset_data_dir.sh --per-spk N: the step grows while N * (step + 1) <= the speaker's count
     (Kaldi's awk), so 2 of 6 utterances are the 1st and the 4th."""
-    from csmvanet.datadir_ops import per_speaker_select
+    from csmvanet.data.dir_ops import per_speaker_select
 
     six = [f"u{i}" for i in range(6)]
     assert per_speaker_select(six, 2) == ["u0", "u3"]
@@ -348,8 +348,8 @@ def test_combine_refuses_duplicates_and_makes_segments(tmp_path):
 
 # ---------------------------------------------------------------- readers through segments
 def test_training_reader_reads_segments(tmp_path):
-    from csmvanet.dataset import DataDir, _UtteranceReader
-    from csmvanet.features import STFTConfig
+    from csmvanet.data.dataset import DataDir, _UtteranceReader
+    from csmvanet.audio.stft import STFTConfig
 
     s = make_segments_dir(tmp_path)
     data = DataDir(s)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.enhance_report import removed_stretches, write_enhance_report
-from csmvanet.features import STFTConfig
-from csmvanet.synthetic import speech_like
+from csmvanet.audio.stft import STFTConfig
+from csmvanet.audio.synthetic import speech_like
+from csmvanet.reports.enhance_page import removed_stretches, write_enhance_report
 
 FS = 16000
 CFG = STFTConfig()   # hop 100 at 16 kHz: 6.25 ms frames
@@ -138,7 +138,7 @@ def enhance_inputs(folder: Path) -> Path:
     rng = np.random.default_rng(3)
     x = _speech(2.5) + 0.05 * rng.standard_normal(int(2.5 * FS)).astype(np.float32)
     sf.write(folder / "one.wav", x, FS)
-    from csmvanet.audio import resample
+    from csmvanet.audio.io import resample
 
     y = resample(x, FS, 22050)
     sf.write(folder / "two.flac", np.stack([y, 0.5 * y], 1), 22050)

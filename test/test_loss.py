@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from csmvanet.features import STFTConfig, analyse
-from csmvanet.loss import build_loss
+from csmvanet.audio.stft import STFTConfig, analyse
+from csmvanet.nets.loss import build_loss
 
 CFG = STFTConfig()
 
@@ -61,8 +61,8 @@ def test_mag_asym_weights_only_the_removed_speech():
     (a^2 in the square), elsewhere as in the paper's MSE; 1 is the paper's loss exactly."""
     import pytest
 
-    from csmvanet.errors import ConfigError
-    from csmvanet.experiment import Experiment
+    from csmvanet.base.errors import ConfigError
+    from csmvanet.experiment.resolved_config import Experiment
 
     g = torch.Generator().manual_seed(5)
     clean, est = torch.randn(1, 800, generator=g), torch.randn(1, 800, generator=g)
@@ -103,7 +103,7 @@ def test_envelope_correlation_follows_stoi():
     mixtures), ignores the level of the estimate and what happens where the reference is silent."""
     from pystoi import stoi
 
-    from csmvanet.loss import envelope_correlation, third_octave_bands
+    from csmvanet.nets.loss import envelope_correlation, third_octave_bands
 
     sr = 16000
     bands = third_octave_bands(sr, 512)
@@ -125,7 +125,7 @@ def test_envelope_correlation_follows_stoi():
     padded = np.concatenate([hiss, clean])
     noisy_pad = np.concatenate([hiss + noise[:8000], noisy])
     np.testing.assert_allclose(envelope_correlation(t(noisy_pad), t(padded), sr).item(), ours[2], atol=0.01)
-    from csmvanet.loss import envelope_frame
+    from csmvanet.nets.loss import envelope_frame
 
     assert envelope_frame(sr) == (512, 400, 200)                 # 25 ms every 12.5 ms
 
@@ -144,7 +144,7 @@ def test_env_weight_adds_the_term_with_its_gradient_and_zero_leaves_the_paper_lo
     (g_env,) = torch.autograd.grad(with_env["loss"] - paper["loss"].detach(), est)
     assert not torch.allclose(g_env, g_paper)
     # the term's gradient raises the envelope correlation: a small step along it lowers 1 - d
-    from csmvanet.loss import envelope_correlation
+    from csmvanet.nets.loss import envelope_correlation
 
     d = lambda x: envelope_correlation(x, clean, 16000)  # noqa: E731
     (g,) = torch.autograd.grad(1 - d(est), est)
@@ -159,8 +159,8 @@ def test_env_log_form_weights_items_by_their_own_distortion():
     (high-SNR) item pulls harder than a noisy one. The reported ``env`` stays 1 - mean(d)."""
     import pytest
 
-    from csmvanet.errors import ConfigError
-    from csmvanet.loss import ENV_LOG_EPS, envelope_correlation
+    from csmvanet.base.errors import ConfigError
+    from csmvanet.nets.loss import ENV_LOG_EPS, envelope_correlation
 
     clean_np = _speech_like(1.0)
     noise = np.random.default_rng(2).standard_normal(16000)

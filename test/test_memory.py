@@ -1,4 +1,4 @@
-"""csmvanet.memory: segments reuse freed memory instead of faulting it in from the kernel each time."""
+"""csmvanet.base.memory: segments reuse freed memory instead of faulting it in from the kernel each time."""
 import json
 import os
 import subprocess
@@ -12,8 +12,8 @@ _CHILD = r"""
 import json, sys
 import numpy as np, torch
 torch.set_num_threads(1)
-from csmvanet.memory import cpu_usage
-from csmvanet.enhance import Enhancer
+from csmvanet.base.memory import cpu_usage
+from csmvanet.infer.enhancer import Enhancer
 from csmvanet.nets import build_model
 torch.manual_seed(0)
 cfg = {"model": {"channels": [8, 16], "num_conformers": 1, "heads": 2, "ff_mult": 2, "conv_kernel": 7}}
@@ -53,7 +53,7 @@ def test_streaming_keeps_nothing_per_block_in_the_heap():
     import numpy as np
     import torch
 
-    from csmvanet.enhance import Enhancer, StreamResult
+    from csmvanet.infer.enhancer import Enhancer, StreamResult
     from csmvanet.nets import build_model
 
     torch.manual_seed(0)
@@ -83,7 +83,7 @@ def test_streaming_keeps_nothing_per_block_in_the_heap():
 _GUARD_CHILD = r"""
 import json
 import numpy as np
-from csmvanet.memory import HeapGuard
+from csmvanet.base.memory import HeapGuard
 g = HeapGuard(settle=1, margin=0.05)
 g.check()                                          # the baseline
 base = g.rss()

@@ -19,7 +19,7 @@ import pytest
 from csmvanet.metrics import composite as C
 from csmvanet.metrics.basic import (binary_auc, nb_raw_from_lqo, pesq_or_reason, si_sdr,
                                     stoi_or_reason, vad_metrics)
-from csmvanet.metrics.score import score_arrays
+from csmvanet.metrics.scoring import score_arrays
 
 FS = 16000
 

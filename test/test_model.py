@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from csmvanet.loss import build_loss
 from csmvanet.nets import build_model
+from csmvanet.nets.loss import build_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 VB_CONF = ROOT / "egs" / "voicebank" / "conf"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 FS = 16000
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from csmvanet.metrics import pesq_score, si_sdr, stoi_score
-from csmvanet.metrics.score import score_arrays
+from csmvanet.metrics.scoring import score_arrays
 from test_metrics import splitmix_noise, voiced
 
 FS = 16000

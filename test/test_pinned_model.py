@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from csmvanet.config import load_config
-from csmvanet.features import synthesise
-from csmvanet.loss import build_loss
+from csmvanet.audio.stft import synthesise
+from csmvanet.base.config import load_config
 from csmvanet.nets import build_model
+from csmvanet.nets.loss import build_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 VB = ROOT / "egs" / "voicebank" / "conf"

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet import model_files
-from csmvanet.enhance import Enhancer
-from csmvanet.model_files import BUNDLED_MODELS, PRETRAINED_DIR, ModelFileError, bundled_model
-from csmvanet.synthetic import noise, speech_like
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.experiment import model_files
+from csmvanet.experiment.model_files import BUNDLED_MODELS, PRETRAINED_DIR, ModelFileError, bundled_model
+from csmvanet.infer.enhancer import Enhancer
 
 NAME = "voiceprompts_small"
 # the sha256 of the shipped file's bytes; rebuilding it (egs/voiceprompts) means updating it here,
-# in csmvanet/model_files.py (BUNDLED_MODELS) and in the model card
+# in csmvanet/experiment/model_files.py (BUNDLED_MODELS) and in the model card
 SHA256 = "ebe11dbbdb64fc94ad9599ab7019ae79d8e854eef921685c94ffb00bf87f64d9"
 
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from recipes import TINY_TRAIN_ARGS, run_recipe as _run_recipe  # noqa: E402
 from corpora import DEMAND_ENVS, make_demand, make_librispeech  # noqa: E402
 
-from csmvanet.audio import read_audio  # noqa: E402
-from csmvanet.datadir import read_scp  # noqa: E402
-from csmvanet.simulate import read_spec  # noqa: E402
+from csmvanet.audio.io import read_audio  # noqa: E402
+from csmvanet.data.datadir import read_scp  # noqa: E402
+from csmvanet.data.simulate import read_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent   # the running interpreter's scripts
@@ -192,7 +192,7 @@ def test_stage1_resamples_a_48k_demand_copy_and_says_so(corpora, tmp_path):
     """A DEMAND copy of one's own with SCAFE at 48 kHz (as upstream ships it): stage 1 resamples the
     channel it uses (soxr, as stage 0 does) into the data dir, leaves the corpus alone, and says so."""
     from corpora import make_demand
-    from csmvanet.audio import resample
+    from csmvanet.audio.io import resample
 
     libri, demand16, _ = corpora
     demand = tmp_path / "DEMAND"

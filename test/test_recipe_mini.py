@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "mini"

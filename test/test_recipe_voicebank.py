@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from recipes import TINY_TRAIN_ARGS, run_recipe as _run_recipe  # noqa: E402
 from corpora import VB_TEST_SPEAKERS, VB_VALID_SPEAKERS, make_voicebank  # noqa: E402
 
-from csmvanet.audio import read_audio, resample  # noqa: E402
-from csmvanet.datadir import read_scp  # noqa: E402
+from csmvanet.audio.io import read_audio, resample  # noqa: E402
+from csmvanet.data.datadir import read_scp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent   # the running interpreter's scripts

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
-from csmvanet.synthetic import noise, random_speaker, speech_like
+from csmvanet.audio.synthetic import noise, random_speaker, speech_like
+from csmvanet.data.datadir import read_scp
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "voiceprompts"
@@ -337,7 +337,7 @@ def test_decoding_uses_the_chosen_settings(fake_full_run):
     and unlike floor 0, the other mix or 8 s segments."""
     import yaml
 
-    from csmvanet.enhance import Enhancer
+    from csmvanet.infer.enhancer import Enhancer
 
     out, exp, _ = fake_full_run
     chosen = yaml.safe_load((exp / "inference.yaml").read_text())
@@ -364,7 +364,7 @@ def test_decoding_uses_the_chosen_settings(fake_full_run):
 def test_the_packed_model_carries_its_settings_and_scores(fake_full_run):
     import yaml
 
-    from csmvanet.enhance import Enhancer
+    from csmvanet.infer.enhancer import Enhancer
 
     out, exp, _ = fake_full_run
     chosen = yaml.safe_load((exp / "inference.yaml").read_text())

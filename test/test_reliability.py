@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.audio import AudioError, audio_info, read_audio, write_audio
-from csmvanet.datadir import read_scp
+from csmvanet.audio.io import AudioError, audio_info, read_audio, write_audio
+from csmvanet.data.datadir import read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
@@ -72,7 +72,7 @@ def test_score_lists_nan_and_inf_utterances_and_scores_the_rest(tmp_path):
 
 
 def test_one_failing_metric_leaves_the_others_and_lists_the_utterance(tmp_path, monkeypatch):
-    from csmvanet.metrics import score as S
+    from csmvanet.metrics import scoring as S
 
     root = make_data(tmp_path, n=1)
     ref, enh = _scp(root / "data" / "spk1.scp")["utt0"], _scp(root / "exp" / "enh" / "enhanced.scp")["utt0"]
@@ -123,7 +123,7 @@ def test_killed_worker_fails_fast_naming_the_job(tool, tmp_path):
 
 
 def test_run_jobs_passes_exceptions_and_keeps_order():
-    from csmvanet.pool import run_jobs
+    from csmvanet.base.process_pool import run_jobs
 
     assert list(run_jobs(abs, [-3, 2, -1, 5, -7], nj=2, chunksize=2)) == [3, 2, 1, 5, 7]
     assert sorted(run_jobs(abs, [-3, 2, -1], nj=3, ordered=False)) == [1, 2, 3]
@@ -158,9 +158,9 @@ def _write_with_sigterm(path):
 
 
 def test_sigterm_inside_soundfile_callbacks_is_delivered_after_them(tmp_path, monkeypatch, capfd):
-    import csmvanet.audio as A
-    from csmvanet.pool import WorkerDied, run_jobs
-    from csmvanet.signals import Interrupted, stop_on_signals
+    import csmvanet.audio.io as A
+    from csmvanet.base.process_pool import WorkerDied, run_jobs
+    from csmvanet.base.interrupts import Interrupted, stop_on_signals
 
     # main process: the tool's handler raises Interrupted once soundfile returns; no file is left
     buf = _SignalledBuffer

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))

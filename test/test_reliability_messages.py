@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from csmvanet.datadir import DataDirError, read_segments
+from csmvanet.data.datadir import DataDirError, read_segments
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
@@ -219,7 +219,7 @@ def test_unreadable_input_folder_says_so(exp, tmp_path, where):
 
 FULL_DISK = """
 import errno
-import csmvanet.datadir as datadir
+import csmvanet.data.datadir as datadir
 _write = datadir.atomic_write_text
 def full(path, text):   # the disk fills up just when the output list is written
     if str(path).endswith("enh.scp"):

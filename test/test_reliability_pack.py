@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from csmvanet.bin.pack import main as pack_main
-from csmvanet.checkpoint import save_checkpoint
-from csmvanet.enhance import Enhancer
-from csmvanet.model_files import PACK_VERSION, ModelFileError, load_model_files, weights_digest
+from csmvanet.experiment.checkpoint import save_checkpoint
+from csmvanet.experiment.model_files import PACK_VERSION, ModelFileError, load_model_files, weights_digest
+from csmvanet.infer.enhancer import Enhancer
 from csmvanet.nets import build_model
 
 SETTINGS = {"vad_floor": 0.3, "vad_threshold": 0.4, "input_mix": 0.1, "snr_limit": None, "segment_seconds": 2.0,

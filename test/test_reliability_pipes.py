@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
@@ -193,7 +193,7 @@ def test_sigterm_leaves_no_process_of_the_pipe(tool, exp, tmp_path, pipe_pids):
 
 
 def test_timeout_bounds_silence_not_total_time(tmp_path, monkeypatch):
-    from csmvanet.audio import AudioError, read_audio
+    from csmvanet.audio.io import AudioError, read_audio
 
     wav = _wav(tmp_path / "a.wav", 0)
     n = wav.stat().st_size

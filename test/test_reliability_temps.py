@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet.fileio import atomic_path, owner_tag, remove_stale_temps, remove_temps_of
+from csmvanet.base.atomic_files import atomic_path, owner_tag, remove_stale_temps, remove_temps_of
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))
 from test_train import FAULTS, TINY, make_data_dir, run_recipe_stage, run_train  # noqa: E402
 
-from csmvanet.checkpoint import save_checkpoint  # noqa: E402
+from csmvanet.experiment.checkpoint import save_checkpoint  # noqa: E402
 
 
 def test_finished_training_keeps_its_config_and_run_sh(tmp_path):
@@ -102,15 +102,15 @@ def test_resume_refuses_other_data_and_another_seed_mid_epoch(tmp_path):
 
 
 def test_a_new_seed_or_batch_size_at_an_epoch_boundary_only_warns(caplog):
-    from csmvanet.errors import TrainingError
-    from csmvanet.resume import check_resume
+    from csmvanet.base.errors import TrainingError
+    from csmvanet.train.resume import check_resume
 
     fp = {"dir": "/d/tr", "utterances": 8, "sha256": "ab"}
     data = {"train": fp, "valid": {**fp, "dir": "/d/cv"}}
     cfg = {"model": {}, "stft": {}, "train": {"seed": 0, "batch_size": 2}}
     state = {"config": cfg, "data": data, "epoch": 3, "step": 0}
     new = {**cfg, "train": {"seed": 7, "batch_size": 4}}
-    with caplog.at_level("WARNING", logger="csmvanet.trainer"):
+    with caplog.at_level("WARNING", logger="csmvanet.train.trainer"):
         check_resume(state, Path("/e/checkpoint_last.pth"), new, data)
     assert "train.seed changed from 0 to 7: epochs from 3 on use the new value" in caplog.text
     assert "train.batch_size changed from 2 to 4" in caplog.text

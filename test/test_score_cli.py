@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from csmvanet.bin.score import main as score_main
-from csmvanet.datadir import read_scp
+from csmvanet.data.datadir import read_scp
 
 FS = 16000
 REPO = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from csmvanet.enhance import Enhancer
-from csmvanet.synthetic import noise, speech_like
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.infer.enhancer import Enhancer
 from test_enhance import make_exp, tiny_cfg  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

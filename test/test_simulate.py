@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from csmvanet import simulate as S
-from csmvanet import synthetic
-from csmvanet.audio import write_audio
+from csmvanet.audio import synthetic
+from csmvanet.audio.io import write_audio
 from csmvanet.bin import simulate as sim_cli
-from csmvanet.datadir import read_scp
+from csmvanet.data import simulate as S
+from csmvanet.data.datadir import read_scp
 
 SR = 16000
 
@@ -205,7 +205,7 @@ def test_value_specs_and_offsets_draw_every_allowed_value():
     """A list spec draws each of its values (the last too), a uniform one its whole range (4
     decimals); reversed or malformed specs are refused; speech offsets reach the last possible one,
     noise shorter than the mixture is tiled from any point of it."""
-    from csmvanet import mixspec as M
+    from csmvanet.data import mixspec as M
 
     rng = np.random.default_rng(0)
     assert {M.ValueSpec("-5,0,5").draw(rng) for _ in range(200)} == {-5.0, 0.0, 5.0}

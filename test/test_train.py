@@ -20,12 +20,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from csmvanet import checkpoint as ckpt
-from csmvanet.config import load_config
-from csmvanet.dataset import GlobalBatchSampler, TrainSegments, segment_labels
-from csmvanet.features import STFTConfig, stft
+from csmvanet.audio.stft import STFTConfig, stft
+from csmvanet.base.config import load_config
+from csmvanet.data.dataset import GlobalBatchSampler, TrainSegments, segment_labels
+from csmvanet.experiment import checkpoint as ckpt
 from csmvanet.nets import build_model
-from csmvanet.trainer import train
+from csmvanet.train.trainer import train
 from fault_hooks import DesyncRank
 
 REPO = Path(__file__).resolve().parents[1]

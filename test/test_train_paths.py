@@ -2,7 +2,7 @@
 gradient clipping, the learning-rate schedule, checkpoint choice by a validation metric that is
 maximised (PESQ).
 
-Same tiny model and data as test_train. Runs in this process through ``csmvanet.trainer.train``
+Same tiny model and data as test_train. Runs in this process through ``csmvanet.train.trainer.train``
 except the SIGTERM test, which signals a real ``csmvanet.bin.train`` process.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from csmvanet import checkpoint as ckpt
-from csmvanet.config import load_config
-from csmvanet.trainer import train
+from csmvanet.base.config import load_config
+from csmvanet.experiment import checkpoint as ckpt
+from csmvanet.train.trainer import train
 from test_train import TINY, _env, _max_diff, make_data_dir, run_train
 
 

@@ -1,4 +1,4 @@
-"""vad_floor, input_mix and snr_limit as inference options and csmvanet-tune-inference (csmvanet.tuning):
+"""vad_floor, input_mix and snr_limit as inference options and csmvanet-tune-inference (csmvanet.infer.tuning):
 each is applied at synthesis as specified, the choice on a data dir is the best of the grid (with the
 keep_stoi rule and its margin), and the choice travels with the model (exp dir inference.yaml, packed
 metadata) unless overridden."""
@@ -15,14 +15,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from csmvanet.checkpoint import save_checkpoint
-from csmvanet.enhance import Enhancer
+from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.data.vad import labels_from_clean, write_label_ark
+from csmvanet.experiment.checkpoint import save_checkpoint
+from csmvanet.experiment.model_files import ModelFileError
+from csmvanet.infer.enhancer import Enhancer
+from csmvanet.infer.tuning import choose_settings, write_settings
 from csmvanet.metrics.basic import pesq_score, si_sdr, vad_metrics
-from csmvanet.model_files import ModelFileError
 from csmvanet.nets import build_model
-from csmvanet.synthetic import noise, speech_like
-from csmvanet.tuning import choose_settings, write_settings
-from csmvanet.vad import labels_from_clean, write_label_ark
 
 SR = 16000
 
@@ -54,7 +54,7 @@ def mixture(seed: int, seconds: float = 2.5):
 def test_the_floor_is_applied_at_synthesis(exp):
     """Floor 1: the stage-1 spectrum alone; floor 0: spectrum x VAD probability (the paper); floor f:
     gain f + (1 - f) p on the compressed spectrum, so the three outputs all differ."""
-    from csmvanet.features import synthesise
+    from csmvanet.audio.stft import synthesise
 
     enh = Enhancer.from_pretrained(exp)
     _, x = mixture(1)
@@ -76,7 +76,7 @@ def test_the_floor_is_applied_at_synthesis(exp):
 @pytest.fixture(scope="module")
 def valid_dir(tmp_path_factory, exp):
     """A data dir of 3 mixtures (wav.scp, spk1.scp, vad_labels.scp) + one entry whose file is missing."""
-    from csmvanet.features import STFTConfig
+    from csmvanet.audio.stft import STFTConfig
 
     d = tmp_path_factory.mktemp("valid")
     wav, ref, labels = [], [], []
@@ -167,8 +167,8 @@ def test_input_mix_and_keep_stoi(exp, valid_dir):
 def test_the_choice_travels_with_the_model_unless_overridden(exp, tmp_path):
     import shutil
 
-    from csmvanet.packing import pack_model
-    from csmvanet.tuning import Settings
+    from csmvanet.experiment.packing import pack_model
+    from csmvanet.infer.tuning import Settings
 
     e = tmp_path / "exp"
     shutil.copytree(exp, e)
@@ -224,7 +224,7 @@ def test_cli_vad_floor_is_checked_and_applied(exp, tmp_path):
 def test_snr_limit_mix_caps_the_estimated_output_snr():
     """The output e + m (x - e) has estimated SNR (e as speech) exactly the limit where the enhanced
     signal's own estimate is above it; nothing is mixed where it is at or below it."""
-    from csmvanet.enhance import snr_limit_mix
+    from csmvanet.infer.enhancer import snr_limit_mix
 
     rng = np.random.default_rng(0)
     e = rng.standard_normal(8000).astype(np.float32)
@@ -242,7 +242,7 @@ def test_snr_limit_mix_caps_the_estimated_output_snr():
 def test_snr_limit_per_chunk_and_in_the_grid(exp, valid_dir):
     """Each chunk keeps max(input_mix, snr_limit_mix(chunk)) of its input; choose_settings scores every
     limit of the grid as enhancing with it directly; a larger stoi_se never allows more settings."""
-    from csmvanet.enhance import snr_limit_mix
+    from csmvanet.infer.enhancer import snr_limit_mix
 
     enh = Enhancer.from_pretrained(exp)
     clean, x = mixture(2, seconds=1.5)                       # one chunk (default 8 s segments)

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from csmvanet import synthetic
-from csmvanet.audio import write_audio
+from csmvanet.audio import synthetic
+from csmvanet.audio.io import write_audio
+from csmvanet.audio.stft import STFTConfig, stft
 from csmvanet.bin import vad_labels as vad_cli
-from csmvanet.features import STFTConfig, stft
-from csmvanet.vad import (VADLabelConfig, configs_from_dict, frame_energy_db, labels_from_clean,
-                          probs_to_segments, write_rttm, write_segments)
+from csmvanet.data.vad import (VADLabelConfig, configs_from_dict, frame_energy_db, labels_from_clean,
+                               probs_to_segments, write_rttm, write_segments)
 
 CFG = STFTConfig()
 
@@ -107,7 +107,7 @@ def test_segment_and_label_boundaries_are_the_documented_ones():
     """At exactly the threshold a frame is speech; a gap of exactly min_silence is kept (only shorter
     ones are bridged); a run of exactly min_speech is kept (only shorter ones dropped); the same
     strict rules in the labels (min_silence_frames, min_speech_frames)."""
-    from csmvanet.vad import _drop_short, _fill_gaps
+    from csmvanet.data.vad import _drop_short, _fill_gaps
 
     f = CFG.hop_length / CFG.sample_rate                 # 6.25 ms: 16 frames = 0.1 s, 40 frames = 0.25 s
     p = np.zeros(300)
@@ -226,7 +226,7 @@ def test_synthetic_is_deterministic_and_noises_differ():
 def test_interrupted_write_keeps_the_old_pair(tmp_path):
     import kaldiio
 
-    from csmvanet.vad import write_label_ark
+    from csmvanet.data.vad import write_label_ark
 
     write_label_ark(tmp_path, [("a", np.array([0, 1, 1])), ("b", np.array([1, 0]))])
 

@@ -13,7 +13,7 @@
 #
 # The utterances are the keys of segments if present (wav.scp, spkN.scp, noiseN.scp are then keyed
 # by recording), else of wav.scp. Checked: at least one utterance; utterance ids follow
-# csmvanet/keys.py (no '/', no leading '.', no white space or control characters); files sorted
+# csmvanet/base/keys.py (no '/', no leading '.', no white space or control characters); files sorted
 # (C locale), no duplicate keys; the same utterances in every per-utterance file (utt2spk, spk1.scp,
 # vad_labels.scp, utt2num_samples, utt2noise, utt2snr, text, ...); every segment's recording in
 # wav.scp; spk2utt consistent with utt2spk; audio files exist, are readable and mono, sample rates

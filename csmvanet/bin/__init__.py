@@ -8,7 +8,7 @@ from typing import Callable
 def run_interruptible(prog: str, main: Callable[[], int]) -> int:
     """Run a batch entry point's ``main``; SIGTERM/SIGINT: one line saying what was finished (no
     traceback), temporary files removed on the way out, exit status 128 + signal number."""
-    from csmvanet.signals import Interrupted, interrupted_line, stop_on_signals
+    from csmvanet.base.interrupts import Interrupted, interrupted_line, stop_on_signals
 
     try:
         with stop_on_signals():
@@ -34,7 +34,7 @@ def write_one_file(prog: str, out: str, write: Callable[[], dict]) -> int:
     import json
     import warnings
 
-    from csmvanet.errors import EnhanceError
+    from csmvanet.base.errors import EnhanceError
 
     try:
         with warnings.catch_warnings(record=True) as caught:

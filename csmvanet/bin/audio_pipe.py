@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     import numpy as np
     import soundfile as sf
 
-    from csmvanet.audio import AudioError, read_audio, resample
+    from csmvanet.audio.io import AudioError, read_audio, resample
 
     try:
         if a.input == "-":

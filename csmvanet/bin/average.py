@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csmvanet.checkpoint import CheckpointError
-from csmvanet.errors import TrainingError
+from csmvanet.base.errors import TrainingError
+from csmvanet.experiment.checkpoint import CheckpointError
 
 
 def main(argv=None) -> int:
@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     p.add_argument("--criterion", default="valid.loss", help="valid.loss (min), valid.pesq, valid.stoi (max), ...")
     p.add_argument("--nbest", type=int, default=None, help="default: train.nbest of E/config.yaml")
     args = p.parse_args(argv)
-    from csmvanet.experiment import average
+    from csmvanet.experiment.resolved_config import average
 
     try:
         chosen = average(args.exp_dir, args.criterion, args.nbest)

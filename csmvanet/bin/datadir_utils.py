@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from csmvanet.datadir import DataDirError
+from csmvanet.data.datadir import DataDirError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +46,7 @@ def _bool(v: str) -> bool:
 
 
 def _validate(argv):
-    p = _Parser(prog="validate_data_dir.sh", description="Check a data dir (csmvanet.datadir_validate).")
+    p = _Parser(prog="validate_data_dir.sh", description="Check a data dir (csmvanet.data.validate_dir).")
     _opt(p, "fs", type=int, help="expected sample rate of every audio entry")
     _opt(p, "no-audio-check", action="store_true", help="do not read the audio (existence still checked)")
     _opt(p, "check-pipes", action="store_true", help="run the `cmd |` entries to check them")
@@ -59,12 +59,12 @@ def _validate(argv):
         _opt(p, flag, action="store_true", help="(Kaldi) accepted; nothing of ours needs it")
     p.add_argument("data_dir")
     a = p.parse_args(argv)
-    from csmvanet.datadir_validate import validate_data_dir
+    from csmvanet.data.validate_dir import validate_data_dir
 
     cfg = None
     if a.stft_config:
-        from csmvanet.config import load_config
-        from csmvanet.features import STFTConfig
+        from csmvanet.base.config import load_config
+        from csmvanet.audio.stft import STFTConfig
 
         cfg = STFTConfig.from_dict(load_config(a.stft_config).get("stft"))
     required = [f for f in a.require.split() if not (a.no_wav and f == "wav.scp")]
@@ -83,9 +83,9 @@ def _validate(argv):
 
 
 def _fix(argv):
-    from csmvanet.datadir_fix import DEFAULT_MAX_DROP, fix_data_dir
+    from csmvanet.data.fix_dir import DEFAULT_MAX_DROP, fix_data_dir
 
-    p = _Parser(prog="fix_data_dir.sh", description="Repair a data dir in place (csmvanet.datadir_fix).")
+    p = _Parser(prog="fix_data_dir.sh", description="Repair a data dir in place (csmvanet.data.fix_dir).")
     _opt(p, "utt-extra-files", default="", help='(Kaldi/ESPnet) more per-utterance files, e.g. "text_spk1"')
     _opt(p, "max-drop-fraction", type=float, default=DEFAULT_MAX_DROP,
          help=f"fail (nothing changed) if more than this fraction of the utterances would go (default "
@@ -105,7 +105,7 @@ def _fix(argv):
 
 
 def _split_data(argv):
-    from csmvanet.datadir_ops import split_data
+    from csmvanet.data.dir_ops import split_data
 
     p = _Parser(prog="split_data.sh", description="data/x -> data/x/splitN/{1..N}, per speaker unless "
                                                  "--per-utt (then data/x/splitNutt/{1..N}).")
@@ -127,8 +127,8 @@ def _positive(p, text: str, what: str) -> int:
 
 
 def _split_scp(argv):
-    from csmvanet.datadir import read_scp
-    from csmvanet.fileio import atomic_write_text
+    from csmvanet.data.datadir import read_scp
+    from csmvanet.base.atomic_files import atomic_write_text
 
     usage = ("split_scp.pl [-j N k [--one-based]] [--utt2spk=FILE] in.scp [out.scp] | "
              "split_scp.pl [--utt2spk=FILE] in.scp out.1.scp ... out.N.scp")
@@ -198,7 +198,7 @@ def _split_scp(argv):
 
 
 def _split_lines(keys, n_parts, utt2spk):
-    from csmvanet.datadir_ops import split_keys
+    from csmvanet.data.dir_ops import split_keys
 
     if utt2spk is None:
         return split_keys(list(range(len(keys))), n_parts)
@@ -206,7 +206,7 @@ def _split_lines(keys, n_parts, utt2spk):
 
 
 def _subset(argv):
-    from csmvanet.datadir_ops import subset_data_dir
+    from csmvanet.data.dir_ops import subset_data_dir
 
     usage = ("subset_data_dir.sh [--first|--last|--per-spk] <srcdir> <num-utt> <destdir> | "
              "subset_data_dir.sh --utt-list <file> <srcdir> <destdir> | "
@@ -238,7 +238,7 @@ def _subset(argv):
 
 
 def _copy(argv):
-    from csmvanet.datadir_ops import copy_data_dir
+    from csmvanet.data.dir_ops import copy_data_dir
 
     p = _Parser(prog="copy_data_dir.sh", description="Copy a data dir, optionally renaming utterances "
                                                     "and speakers (prefix + id + suffix).")
@@ -255,7 +255,7 @@ def _copy(argv):
 
 
 def _combine(argv):
-    from csmvanet.datadir_ops import combine_data
+    from csmvanet.data.dir_ops import combine_data
 
     p = _Parser(prog="combine_data.sh", description="Combine data dirs into a new one (duplicate "
                                                    "utterance ids are refused).")
@@ -278,7 +278,7 @@ def _pipe_tool() -> str:
 
 
 def _perturb_speed(argv):
-    from csmvanet.datadir_perturb import perturb_speed
+    from csmvanet.data.perturb_dir import perturb_speed
 
     p = _Parser(prog="perturb_data_dir_speed.sh", description="Speed-perturbed copy of a data dir (Kaldi's "
                 "interface; audio read through csmvanet.bin.audio_pipe --speed pipes).")
@@ -297,8 +297,8 @@ def _perturb_speed(argv):
 
 
 def _utt2dur(argv):
-    from csmvanet.datadir import read_scp, write_scp
-    from csmvanet.datadir_durations import compute_utt2dur
+    from csmvanet.data.datadir import read_scp, write_scp
+    from csmvanet.data.durations import compute_utt2dur
 
     p = _Parser(prog="get_utt2dur.sh", description="Write data/x/utt2dur (Kaldi's get_utt2dur.sh).")
     _opt(p, "frame-shift", type=float, default=0.01, help="(Kaldi) seconds per frame for utt2num_frames")
@@ -318,7 +318,7 @@ def _utt2dur(argv):
 
 
 def _resample(argv):
-    from csmvanet.datadir_perturb import resample_in_place
+    from csmvanet.data.perturb_dir import resample_in_place
 
     p = _Parser(prog="resample_data_dir.sh", description="Read every audio list of a data dir through a "
                 "resampling pipe (Kaldi's resample_data_dir.sh; csmvanet.bin.audio_pipe --rate).")

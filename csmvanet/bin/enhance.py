@@ -96,7 +96,7 @@ def _fraction(text: str) -> float:
 
 def _db_or_none(text: str) -> float:
     """A number of dB within SNR_LIMIT_RANGE, or none (inf: no limit, overriding the model's)."""
-    from csmvanet.model_files import SNR_LIMIT_RANGE, snr_limit_value
+    from csmvanet.experiment.model_files import SNR_LIMIT_RANGE, snr_limit_value
 
     if text.strip().lower() in ("none", "inf"):
         return math.inf
@@ -172,7 +172,7 @@ def _main(argv=None) -> int:
                    help="report: flag speech where the output removed at least this share of the input's energy")
     args = p.parse_args(argv)
     if args.list_models:
-        from csmvanet.model_files import list_bundled_models
+        from csmvanet.experiment.model_files import list_bundled_models
 
         text, usable = list_bundled_models()
         print(text)
@@ -189,8 +189,8 @@ def _main(argv=None) -> int:
 
     import torch
 
-    from csmvanet.batch import check_outputs, collect_inputs, enhance_batch
-    from csmvanet.enhance import EnhanceError, Enhancer
+    from csmvanet.infer.batch import check_outputs, collect_inputs, enhance_batch
+    from csmvanet.infer.enhancer import EnhanceError, Enhancer
 
     try:
         device = torch.device(args.device)
@@ -203,7 +203,7 @@ def _main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("csmvanet-enhance: error: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
-    from csmvanet.enhance_report import check_report_dirs
+    from csmvanet.reports.enhance_page import check_report_dirs
 
     vad_dir = args.vad_dir or (f"{args.report}/vad" if args.report else None)
     try:   # before loading the model: a wrong output path fails at once, not after the batch
@@ -249,7 +249,7 @@ def _main(argv=None) -> int:
     print(f"csmvanet-enhance: enhanced {len(rep.done)} of {len(items)} input(s), {rep.audio_seconds:.1f} s "
           f"of audio in {rep.seconds:.1f} s (real-time factor {rtf:.3f})", file=sys.stderr)
     if args.report or args.residual_dir:
-        from csmvanet.enhance_report import report_after_batch
+        from csmvanet.reports.enhance_page import report_after_batch
 
         rep.failed += report_after_batch(enh, args, all_items, rep, vad_dir,
                                          say=lambda line: print(f"csmvanet-enhance: {line}", file=sys.stderr))

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 14 to 20)")
     args = p.parse_args(argv)
     from csmvanet.bin import write_one_file
-    from csmvanet.export import OPSET, check_opset, export_model
+    from csmvanet.experiment.onnx_export import OPSET, check_opset, export_model
 
     try:
         check_opset(OPSET if args.opset is None else args.opset)

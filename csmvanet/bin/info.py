@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csmvanet.config import load_config
-from csmvanet.modelinfo import describe
+from csmvanet.base.config import load_config
+from csmvanet.nets.summary import describe
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
     args = p.parse_args(argv)
     from csmvanet.bin import write_one_file
-    from csmvanet.packing import pack_model
+    from csmvanet.experiment.packing import pack_model
 
     return write_one_file("csmvanet-pack", args.out,
                           lambda: pack_model(args.exp_dir, args.out, checkpoint=args.checkpoint))

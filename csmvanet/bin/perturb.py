@@ -4,7 +4,7 @@
   csmvanet-perturb --src dump/train --dst dump/train_sp --fs 16000 [--speed_perturb_factors "0.9 1.0 1.1"]
                    [--min_wav_duration 0.1] [--max_wav_duration 20] [--audio_format wav|flac] [--nj N]
 
-See csmvanet/perturb.py for the layout. The VAD labels of the new dir are not written here
+See csmvanet/data/train_set.py for the layout. The VAD labels of the new dir are not written here
 (csmvanet-vad-labels on its spk1.scp; steps/perturb_train_set.sh does both).
 """
 from __future__ import annotations
@@ -39,10 +39,10 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from csmvanet.audio import AudioError
+    from csmvanet.audio.io import AudioError
     from csmvanet.bin import report_failures
-    from csmvanet.datadir import DataDirError
-    from csmvanet.perturb import make_train_dir, parse_factors
+    from csmvanet.data.datadir import DataDirError
+    from csmvanet.data.train_set import make_train_dir, parse_factors
 
     prog = "csmvanet-perturb"
     try:

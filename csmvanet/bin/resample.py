@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from csmvanet.audio import resample_scp
+from csmvanet.audio.io import resample_scp
+from csmvanet.base.outdirs import output_dir_problem
 from csmvanet.bin import report_failures
-from csmvanet.datadir import DataDirError, read_scp, write_scp
-from csmvanet.outdirs import output_dir_problem
+from csmvanet.data.datadir import DataDirError, read_scp, write_scp
 
 
 def build_parser() -> argparse.ArgumentParser:

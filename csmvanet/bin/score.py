@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", type=_bool, default=True, help="tqdm progress bar")
     p.add_argument("--scoring_protocol", default=None,
                    help="ESPnet per-metric files also written (<METRIC>_spk1, result_<metric>.txt: "
-                        "csmvanet/metrics/espnet_files.py); default \"PESQ STOI SI_SNR CSIG CBAK COVL SSNR\"")
+                        "csmvanet/reports/espnet_files.py); default \"PESQ STOI SI_SNR CSIG CBAK COVL SSNR\"")
     return p
 
 
@@ -90,9 +90,9 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from csmvanet.datadir import DataDirError
-    from csmvanet.metrics.report import write_report
-    from csmvanet.metrics.score import LENGTH_TOLERANCE, ScoreInputs, ScoreOptions, merge_dirs, score_lists
+    from csmvanet.data.datadir import DataDirError
+    from csmvanet.reports.results_md import write_report
+    from csmvanet.metrics.scoring import LENGTH_TOLERANCE, ScoreInputs, ScoreOptions, merge_dirs, score_lists
 
     prog = "csmvanet-score"
     if args.collect:
@@ -117,14 +117,14 @@ def _main(argv=None) -> int:
         print(f"{prog}: --length_tolerance must be a number of seconds >= 0, got {args.length_tolerance}",
               file=sys.stderr)
         return 2
-    from csmvanet.metrics.espnet_files import DEFAULT_PROTOCOL, parse_protocol, write_espnet_scoring
+    from csmvanet.reports.espnet_files import DEFAULT_PROTOCOL, parse_protocol, write_espnet_scoring
     try:
         protocol = parse_protocol(DEFAULT_PROTOCOL if args.scoring_protocol is None else args.scoring_protocol)
     except ValueError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
 
-    from csmvanet.outdirs import output_dir_problem
+    from csmvanet.base.outdirs import output_dir_problem
 
     problem = output_dir_problem(args.out_dir)   # before the log file is opened in it
     if problem:
@@ -139,9 +139,9 @@ def _main(argv=None) -> int:
     log.info("%s", " ".join([prog] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]))
 
     try:  # check the report inputs before spending time on scoring
-        from csmvanet.config import load_config
-        from csmvanet.datadir import read_scp
-        from csmvanet.metrics.report import load_published
+        from csmvanet.base.config import load_config
+        from csmvanet.data.datadir import read_scp
+        from csmvanet.reports.results_md import load_published
 
         if args.published:
             load_published(args.published)
@@ -203,7 +203,7 @@ def _main(argv=None) -> int:
 
 def collect(prog: str, args) -> int:
     """--collect SET=DIR ...: one RESULTS.md in --out_dir for the scored sets."""
-    from csmvanet.metrics.report import write_sets_report
+    from csmvanet.reports.results_md import write_sets_report
 
     if args.merge or args.job is not None:
         print(f"{prog}: --collect excludes --merge and --job", file=sys.stderr)

@@ -6,10 +6,10 @@ import logging
 import sys
 import textwrap
 
-from csmvanet.audio import AudioError
+from csmvanet.audio.io import AudioError
 from csmvanet.bin import report_failures
-from csmvanet.datadir import DataDirError, read_scp
-from csmvanet.simulate import SpecError, ValueSpec, load_sources, make_specs, read_spec, simulate, write_spec
+from csmvanet.data.datadir import DataDirError, read_scp
+from csmvanet.data.simulate import SpecError, ValueSpec, load_sources, make_specs, read_spec, simulate, write_spec
 
 DESCRIPTION = textwrap.dedent("""\
     Simulate noisy mixtures, in two steps usable separately or together.

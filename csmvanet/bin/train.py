@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csmvanet.checkpoint import CheckpointError
-from csmvanet.config import apply_overrides, load_config
+from csmvanet.base.config import apply_overrides, load_config
+from csmvanet.experiment.checkpoint import CheckpointError
 
 
 def main(argv=None, hooks=()) -> int:
@@ -31,7 +31,7 @@ def main(argv=None, hooks=()) -> int:
     p.add_argument("--ngpu", type=int, default=0, help="GPUs (0: CPU)")
     args, overrides = p.parse_known_args(argv)
     try:
-        from csmvanet.trainer import TrainingError, train
+        from csmvanet.train.trainer import TrainingError, train
     except ImportError as e:  # pragma: no cover - broken install
         print(f"csmvanet-train: {e}", file=sys.stderr)
         return 1

@@ -52,7 +52,7 @@ def _grid(text: str) -> list[float]:
 
 
 def _limits(text: str) -> list[float | None]:
-    from csmvanet.model_files import SNR_LIMIT_RANGE, snr_limit_value
+    from csmvanet.experiment.model_files import SNR_LIMIT_RANGE, snr_limit_value
 
     try:
         vals = [None if v.lower() == "none" else snr_limit_value(v) for v in (v.strip() for v in text.split(",")) if v]
@@ -66,7 +66,7 @@ def _limits(text: str) -> list[float | None]:
 
 
 def main(argv=None) -> int:
-    from csmvanet.tuning import CRITERIA, DEFAULT_FLOORS, DEFAULT_MIXES, DEFAULT_THRESHOLDS
+    from csmvanet.infer.tuning import CRITERIA, DEFAULT_FLOORS, DEFAULT_MIXES, DEFAULT_THRESHOLDS
 
     p = argparse.ArgumentParser(prog="csmvanet-tune-inference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,8 +91,8 @@ def main(argv=None) -> int:
     if args.overlap_seconds is not None and args.segment_seconds is None:
         p.error("--overlap_seconds needs --segment_seconds")
 
-    from csmvanet.enhance import EnhanceError, Enhancer
-    from csmvanet.tuning import choose_settings, settings_table, write_settings
+    from csmvanet.infer.enhancer import EnhanceError, Enhancer
+    from csmvanet.infer.tuning import choose_settings, settings_table, write_settings
 
     def say(msg: str) -> None:
         print(f"csmvanet-tune-inference: {msg}", file=sys.stderr)
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
                                 progress=not args.no_progress, say=say)
         table = settings_table(found, chosen=args.report is None)
         if args.report:
-            from csmvanet.fileio import atomic_write_text
+            from csmvanet.base.atomic_files import atomic_write_text
 
             path = Path(args.report)
             atomic_write_text(path, f"vad_floor compared on {args.data_dir} ({found.num_utts} utterances; "

@@ -5,13 +5,13 @@ import argparse
 import logging
 import sys
 
+from csmvanet.audio.stft import STFTConfig
+from csmvanet.base.config import load_config
+from csmvanet.base.outdirs import output_dir_problem
+from csmvanet.base.process_pool import WorkerDied
 from csmvanet.bin import report_failures
-from csmvanet.config import load_config
-from csmvanet.datadir import DataDirError, read_scp, write_frame_shift
-from csmvanet.features import STFTConfig
-from csmvanet.outdirs import output_dir_problem
-from csmvanet.pool import WorkerDied
-from csmvanet.vad import configs_from_dict, label_scp, write_label_ark
+from csmvanet.data.datadir import DataDirError, read_scp, write_frame_shift
+from csmvanet.data.vad import configs_from_dict, label_scp, write_label_ark
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="csmvanet-vad-labels",
         description="Write OUT_DIR/vad_labels.ark + vad_labels.scp: kaldiio int32 vectors of 0/1 speech labels, one per "
                     "STFT frame of the model (num_samples // hop + 1), computed from clean speech by frame "
-                    "energy with hangover (see csmvanet.vad), and OUT_DIR/frame_shift (seconds per frame: hop / sample rate, 0.00625 for hop 100 at 16 kHz). Utterances that fail are listed and left out; "
+                    "energy with hangover (see csmvanet.data.vad), and OUT_DIR/frame_shift (seconds per frame: hop / sample rate, 0.00625 for hop 100 at 16 kHz). Utterances that fail are listed and left out; "
                     "the exit status is then 1.")
     p.add_argument("--scp", required=True, help="clean speech list, e.g. data/x/spk1.scp")
     p.add_argument("--out_dir", required=True, help="where vad_labels.ark, vad_labels.scp and frame_shift go, e.g. data/x")

@@ -58,7 +58,7 @@ def pesq_or_reason(ref: np.ndarray, deg: np.ndarray, fs: int,
     from pesq import PesqError, pesq
 
     if fs not in PESQ_SAMPLE_RATES:
-        from csmvanet.audio import resample
+        from csmvanet.audio.io import resample
 
         ref, deg, fs = resample(ref, fs, 16000), resample(deg, fs, 16000), 16000
     mode = pesq_mode_for(fs, mode)

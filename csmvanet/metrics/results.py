@@ -1,7 +1,7 @@
 """Per-utterance scoring results (:class:`UttResult`) and the Kaldi-style files of a scoring folder.
 
 Layout of a scoring folder ``D`` (written by :func:`write_results` for
-:func:`csmvanet.metrics.score.score_lists` and :func:`csmvanet.metrics.score.merge_dirs`; read
+:func:`csmvanet.metrics.scoring.score_lists` and :func:`csmvanet.metrics.scoring.merge_dirs`; read
 back by :func:`read_results`)::
 
     D/enhanced/<metric>   `utt value` per line (value `nan` where the metric is undefined)
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csmvanet.datadir import read_scp
-from csmvanet.fileio import atomic_write_text
+from csmvanet.base.atomic_files import atomic_write_text
+from csmvanet.data.datadir import read_scp
 
 SYSTEMS = ("noisy", "enhanced")
 QUALITY_METRICS = ("pesq", "stoi", "csig", "cbak", "covl", "segsnr", "si_sdr", "llr", "wss")

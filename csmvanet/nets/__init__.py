@@ -4,8 +4,8 @@ The valid ``model`` keys are the keyword parameters of :class:`CSMVANet` (read f
 """
 from __future__ import annotations
 
-from csmvanet.config import keyword_names, section_options
-from csmvanet.features import STFTConfig
+from csmvanet.audio.stft import STFTConfig
+from csmvanet.base.config import keyword_names, section_options
 from csmvanet.nets.csmvanet import CSMVANet
 
 

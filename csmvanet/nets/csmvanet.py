@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from csmvanet.features import STFTConfig, analyse, synthesise
+from csmvanet.audio.stft import STFTConfig, analyse, synthesise
 from csmvanet.nets.conformer import TFConformer
 from csmvanet.nets.msgc import DecoderBlock, EncoderBlock, conv_norm_act
 from csmvanet.nets.vad_decoder import VADDecoder
@@ -129,7 +129,7 @@ class CSMVANet(nn.Module):
 
     def network(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Input conv to output conv and the VAD head: [B, 3, T, F] -> (real/imag [B, 2, T, F],
-        VAD logits [B, T] or None). What ``csmvanet.export`` writes to ONNX."""
+        VAD logits [B, T] or None). What ``csmvanet.experiment.onnx_export`` writes to ONNX."""
         x = self.input_conv(feats)                                        # b c t f
         skips = []
         for block in self.encoder:

@@ -19,7 +19,7 @@ fi
 nj=4                              # parallel jobs (simulation, VAD labels, scoring)
 fs=16000                          # sample rate of everything from stage 2 on
 train_config=conf/train.yaml      # PLACEHOLDER: copy a config, e.g. egs/voicebank/conf/train.yaml
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 published=                        # YAML of published rows for the test sets' tables (marked 'published')
 
 . ./path.sh

@@ -30,7 +30,7 @@ num_test_per_cond=50              # clips per test noise and SNR: 3 x 5 x 50 = 7
 test_seconds=0                    # test clip length; 0: whole test-clean utterances
 seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # the paper's config
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 published=conf/published.yaml     # overall published numbers (Table I columns) of the test set, marked 'published'
 published_table2=conf/published_table2.md   # the paper's Table II, appended to RESULTS.md
 check_md5=true                    # check the md5 sums of the downloads

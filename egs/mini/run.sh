@@ -25,7 +25,7 @@ train_snrs=uniform:-5:10          # training SNRs in dB
 test_snrs=-5,0,5                  # valid/test SNRs in dB, one drawn per utterance
 seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # the mini config (a small CSM-VANet)
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 
 . ./path.sh
 . ./cmd.sh

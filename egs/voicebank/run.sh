@@ -19,7 +19,7 @@ fi
 nj=8                              # parallel jobs: resampling, VAD labels, enhancement, scoring
 fs=16000                          # sample rate of everything from stage 2 on
 train_config=conf/train.yaml      # the paper's config; ablations: conf/tuning/*.yaml
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 published=conf/published.yaml     # the paper's rows shown in the test set's table, marked 'published'
 check_md5=true                    # check the md5 sums of the downloaded zips
 valid_speakers="p226 p287"        # training speakers held out for validation

@@ -37,7 +37,7 @@ train_config=conf/train.yaml      # csmvanet-train config (the shipped model's; 
 train_threads=1                   # stage 3 torch threads (empty: every core); 1 rebuilds the shipped model bit for bit (same torch build)
 tune_args="--floors 0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --snr_limits none,20,15 --keep_stoi --stoi_se 1 --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4 (see README.md)
 compare_floors="1 0"              # stage 4/5: vad_floor values compared with the chosen one on the test sets (input_mix 0 and the chosen one)
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.vad.VADLabelConfig)
+vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 
 . ./path.sh
 . ./cmd.sh

@@ -194,7 +194,7 @@ print(" ".join(f"--{k} {v}" for k, v in d.items()))' "$inference_enh_config" 2>&
   for v in $init_param; do
     [ -e "${v%%:*}" ] || [[ "${v%%:*}" != */* ]] || recipe_die "--init_param: no such file or folder: ${v%%:*}"
   done
-  for v in $scoring_protocol; do   # csmvanet/metrics/espnet_files.py: what csmvanet-score writes
+  for v in $scoring_protocol; do   # csmvanet/reports/espnet_files.py: what csmvanet-score writes
     case "${v^^}" in
       PESQ|STOI|SI_SNR|CSIG|CBAK|COVL|SSNR) ;;
       SDR|SAR|SIR|ESTOI) recipe_die "--scoring_protocol $v: csmvanet-score does not compute ${v^^} (BSS-Eval SDR/SAR/SIR, extended STOI); choose from PESQ STOI SI_SNR CSIG CBAK COVL SSNR" ;;

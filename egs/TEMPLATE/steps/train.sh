@@ -13,7 +13,7 @@
 #   <exp-dir>/train.log as for one node; $cmd is not used then (srun places the processes).
 # --train_args: extra csmvanet-train options, e.g. "--train.epochs 10 --optim.lr 1e-4".
 # --init_param: start from trained weights (fine-tuning; ESPnet's name): a packed model, an exp dir or
-#   a .pth, with ESPnet's path[:src_key[:dst_key[:exclude_keys]]] (csmvanet/init_param.py).
+#   a .pth, with ESPnet's path[:src_key[:dst_key[:exclude_keys]]] (csmvanet/train/init_param.py).
 # --resume true (default): continue from <exp-dir>/checkpoint_last.pth when it exists (after a kill
 #   or a time limit); false: refuse to touch an exp dir that already holds a run.
 # An earlier <exp-dir>/train.log is kept as train.log.1, .2, ... Every option and input is checked

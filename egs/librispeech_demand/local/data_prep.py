@@ -14,7 +14,7 @@ environment; the 16 channels of an environment are near copies of the same scene
 
 Every file's header is read: speech must be 16 kHz mono. A DEMAND channel at another rate (SCAFE
 exists only at 48 kHz upstream; stage 0 resamples the download, a copy of one's own may not be) is
-resampled to --fs as stage 0 does (soxr, 16-bit, csmvanet.audio.resample_scp) into
+resampled to --fs as stage 0 does (soxr, 16-bit, csmvanet.audio.io.resample_scp) into
 ``<out>/demand_<fs>/<ENV>/chNN.wav``, with a line saying so, and the noise list points there; the
 corpus is left as it is. Problems are listed, naming the file, and the exit status is then 1.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from csmvanet.datadir import utt2spk_to_spk2utt, write_scp
+from csmvanet.data.datadir import utt2spk_to_spk2utt, write_scp
 
 DEMAND_ENVS = ("DKITCHEN", "DLIVING", "DWASHING", "NFIELD", "NPARK", "NRIVER", "OHALLWAY", "OMEETING",
                "OOFFICE", "PCAFETER", "PRESTO", "PSTATION", "SCAFE", "SPSQUARE", "STRAFFIC", "TBUS", "TCAR",
@@ -111,7 +111,7 @@ def other_rate(path: Path, env: str, ch: str, fs: int, resampled: Path, problems
         return path
     if rate == fs:
         return path
-    from csmvanet.audio import resample_scp
+    from csmvanet.audio.io import resample_scp
 
     out = resampled / env / f"ch{ch}.wav"
     _, _, failures, _ = resample_scp({f"ch{ch}": str(path)}, out.parent, fs, progress=False)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stage 0 of egs/mini: write the embedded corpus (no download, no system package).
 
-The corpus is synthetic and deterministic (csmvanet.synthetic): speech-like utterances of several
+The corpus is synthetic and deterministic (csmvanet.audio.synthetic): speech-like utterances of several
 "speakers" (each a fixed f0 range, vocal-tract factor, speaking rate and level) with real pauses,
 and several noise types. Layout, in the spirit of the real corpora:
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from csmvanet.audio import write_audio
-from csmvanet.fileio import atomic_write_text
-from csmvanet.synthetic import noise, random_speaker, speech_like
+from csmvanet.audio.io import write_audio
+from csmvanet.audio.synthetic import noise, random_speaker, speech_like
+from csmvanet.base.atomic_files import atomic_write_text
 
 SR = 16000
 SPEAKERS = {"train": [f"s{i:02d}" for i in range(1, 7)], "valid": ["s07"], "test": ["s08", "s09"]}
@@ -70,7 +70,7 @@ def main() -> int:
             x = noise(kind, np.random.default_rng([args.seed, 2, j, k]), args.noise_seconds, SR)
             write_audio(root / "noise" / part / f"{kind}.wav", x, SR)
     atomic_write_text(root / "README.txt",
-                      "Synthetic corpus of egs/mini (csmvanet.synthetic), made by local/make_corpus.py\n"
+                      "Synthetic corpus of egs/mini (csmvanet.audio.synthetic), made by local/make_corpus.py\n"
                       f"arguments: {stamp}\nspeakers: {json.dumps(SPEAKERS)}\nnoises: {', '.join(NOISES)}\n")
     atomic_write_text(done, stamp)
     n = len(speakers) * args.utts_per_speaker

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from csmvanet.datadir import utt2spk_to_spk2utt, write_scp
+from csmvanet.data.datadir import utt2spk_to_spk2utt, write_scp
 
 FOLDERS = {"train": ("clean_trainset_28spk_wav", "noisy_trainset_28spk_wav", "trainset_28spk_txt",
                      "log_trainset_28spk.txt"),

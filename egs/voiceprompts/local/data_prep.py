@@ -25,7 +25,7 @@ sound effects of a split, concatenated into one recording; both without their si
 0.3 s or more below -80 dBFS), babble (--babble_count recordings of
 --babble_seconds: 4-8 talkers, each a stream of prompts of one speaker; train and valid babble
 come from the training speakers only, test babble from the test speakers, whom training never
-sees), colored (white, pink and brown noise, csmvanet.synthetic.noise).
+sees), colored (white, pink and brown noise, csmvanet.audio.synthetic.noise).
 
 Writes <audio>/speech_<split>/<utt>.wav, <audio>/noise_<split>/<rec>.wav and the data dirs
 <data>/speech_<split>/ (wav.scp utt2spk spk2utt utt2lang utt2prompts utt2num_samples) and
@@ -47,11 +47,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from packages import language, noise_group  # noqa: E402
 
-from csmvanet.audio import AudioError, read_audio, write_audio  # noqa: E402
-from csmvanet.datadir import utt2spk_to_spk2utt, write_scp  # noqa: E402
-from csmvanet.fileio import atomic_write_text  # noqa: E402
-from csmvanet.keys import check_key  # noqa: E402
-from csmvanet.synthetic import noise as synthetic_noise  # noqa: E402
+from csmvanet.audio.io import AudioError, read_audio, write_audio  # noqa: E402
+from csmvanet.audio.synthetic import noise as synthetic_noise  # noqa: E402
+from csmvanet.base.atomic_files import atomic_write_text  # noqa: E402
+from csmvanet.base.keys import check_key  # noqa: E402
+from csmvanet.data.datadir import utt2spk_to_spk2utt, write_scp  # noqa: E402
 
 SR = 16000
 SPLITS = ("train", "valid", "test")

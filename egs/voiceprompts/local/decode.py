@@ -7,7 +7,7 @@ Writes <corpus>/speech/<spk>/<prompt>.wav (speech packages) or <corpus>/noise/<p
 (noise packages), see local/packages.py for the ids, then the stamp <corpus>/.done.<package> holding
 the content of <unpacked package>/.done (the .deb's sha256), so a re-extracted package is decoded
 again and a decoded one is skipped. G.722 (.g722) is decoded by ffmpeg, ogg and wav by soundfile;
-channels are averaged, other rates are resampled with soxr (csmvanet.audio.resample). Failed files
+channels are averaged, other rates are resampled with soxr (csmvanet.audio.io.resample). Failed files
 are listed and the stamp is not written (exit 1); empty files (asterisk-core-sounds-ru-g722 has one)
 are skipped.
 """
@@ -26,8 +26,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from packages import sources  # noqa: E402
 
-from csmvanet.audio import AudioError, read_audio, resample, write_audio  # noqa: E402
-from csmvanet.fileio import atomic_write_text  # noqa: E402
+from csmvanet.audio.io import AudioError, read_audio, resample, write_audio  # noqa: E402
+from csmvanet.base.atomic_files import atomic_write_text  # noqa: E402
 
 SR = 16000
 FFMPEG_HINT = "ffmpeg is needed to decode the G.722 prompts of asterisk-core-sounds-*: apt-get install ffmpeg"

@@ -27,7 +27,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
 def safe_id(text: str) -> str:
-    """A file name part made safe for ids (csmvanet.keys rule): unusual characters become '_'."""
+    """A file name part made safe for ids (csmvanet.base.keys rule): unusual characters become '_'."""
     out = _UNSAFE.sub("_", text).lstrip(".")
     return out or "_"
 

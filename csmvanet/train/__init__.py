@@ -1,0 +1,1 @@
+"""Training engine: the paper's schedule, validation, reports, resume, fine-tuning start, DDP."""
