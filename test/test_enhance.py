@@ -23,10 +23,13 @@ import yaml
 
 from csmvanet.audio.io import resample
 from csmvanet.audio.stft import STFTConfig
+from csmvanet.audio.stream_dsp import ChunkStitcher, soft_limit
 from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.base.errors import EnhanceError, ModelFileError
 from csmvanet.experiment.checkpoint import save_checkpoint
-from csmvanet.infer.enhancer import (ChunkStitcher, Enhancer, EnhanceError, ModelFileError, load_model_files,
-                                     pack_model, soft_limit)
+from csmvanet.experiment.model_files import load_model_files
+from csmvanet.experiment.packing import pack_model
+from csmvanet.infer.enhancer import Enhancer
 from csmvanet.metrics import si_sdr
 from csmvanet.nets import build_model
 

@@ -16,8 +16,9 @@ import torch
 import yaml
 
 from csmvanet.audio.synthetic import noise, speech_like
+from csmvanet.base.errors import ModelFileError
 from csmvanet.experiment.checkpoint import save_checkpoint
-from csmvanet.infer.enhancer import Enhancer, ModelFileError
+from csmvanet.infer.enhancer import Enhancer
 from csmvanet.metrics import si_sdr
 from csmvanet.nets import build_model
 

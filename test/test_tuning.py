@@ -224,7 +224,7 @@ def test_cli_vad_floor_is_checked_and_applied(exp, tmp_path):
 def test_snr_limit_mix_caps_the_estimated_output_snr():
     """The output e + m (x - e) has estimated SNR (e as speech) exactly the limit where the enhanced
     signal's own estimate is above it; nothing is mixed where it is at or below it."""
-    from csmvanet.infer.enhancer import snr_limit_mix
+    from csmvanet.infer.output_level import snr_limit_mix
 
     rng = np.random.default_rng(0)
     e = rng.standard_normal(8000).astype(np.float32)
@@ -242,7 +242,7 @@ def test_snr_limit_mix_caps_the_estimated_output_snr():
 def test_snr_limit_per_chunk_and_in_the_grid(exp, valid_dir):
     """Each chunk keeps max(input_mix, snr_limit_mix(chunk)) of its input; choose_settings scores every
     limit of the grid as enhancing with it directly; a larger stoi_se never allows more settings."""
-    from csmvanet.infer.enhancer import snr_limit_mix
+    from csmvanet.infer.output_level import snr_limit_mix
 
     enh = Enhancer.from_pretrained(exp)
     clean, x = mixture(2, seconds=1.5)                       # one chunk (default 8 s segments)

@@ -1,6 +1,8 @@
 """Console entry points (thin: parse arguments, call the library)."""
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from typing import Callable
 
@@ -48,3 +50,17 @@ def write_one_file(prog: str, out: str, write: Callable[[], dict]) -> int:
     print(f"{prog}: wrote {out}")
     print(json.dumps(info, indent=2, sort_keys=True))
     return 0
+
+
+def seconds_arg(positive: bool):
+    """argparse type: a finite number of seconds, above 0 (``positive``) or from 0."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            raise argparse.ArgumentTypeError(f"expected a {'positive' if positive else 'non-negative'} "
+                                             f"finite number of seconds, got {text!r}")
+        return v
+    return parse

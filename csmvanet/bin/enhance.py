@@ -71,16 +71,16 @@ import sys
 import warnings
 
 
-def _seconds(positive: bool):
-    def parse(text: str) -> float:
+def _setting(key: str):
+    """argparse type of the inference setting ``key``: checked by the settings' own rule."""
+    def parse(text: str):
+        from csmvanet.experiment.inference_settings import parse_setting
+
         try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        if not math.isfinite(v) or v < 0 or (positive and v == 0):
-            raise argparse.ArgumentTypeError(f"expected a {'positive' if positive else 'non-negative'} "
-                                             f"finite number of seconds, got {text!r}")
-        return v
+            return parse_setting(key, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = key   # argparse names the type in "invalid <name> value"
     return parse
 
 
@@ -92,19 +92,6 @@ def _fraction(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return v
-
-
-def _db_or_none(text: str) -> float:
-    """A number of dB within SNR_LIMIT_RANGE, or none (inf: no limit, overriding the model's)."""
-    from csmvanet.experiment.model_files import SNR_LIMIT_RANGE, snr_limit_value
-
-    if text.strip().lower() in ("none", "inf"):
-        return math.inf
-    try:
-        return snr_limit_value(text)
-    except ValueError:
-        lo, hi = SNR_LIMIT_RANGE
-        raise argparse.ArgumentTypeError(f"expected a number of dB from {lo:g} to {hi:g} or none, got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -125,6 +112,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    from csmvanet.experiment.inference_settings import BACKENDS, SETTINGS
+
     p = argparse.ArgumentParser(prog="csmvanet-enhance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files or folders")
@@ -140,20 +129,20 @@ def _main(argv=None) -> int:
     p.add_argument("--output_dir", default=None, help="where the enhanced files go (required)")
     p.add_argument("--out_scp", default=None, help="write `utt path` of every output written")
     p.add_argument("--vad_dir", default=None, help="write vad_prob.ark/.scp, segments, vad.rttm here")
-    p.add_argument("--vad_threshold", type=_fraction, default=None,
+    p.add_argument("--vad_threshold", type=_setting("vad_threshold"), default=None,
                    help="VAD decision threshold of segments/RTTM (default: the model's, else 0.5)")
-    p.add_argument("--vad_floor", type=_fraction, default=None,
+    p.add_argument("--vad_floor", type=_setting("vad_floor"), default=None,
                    help="stage-2 gain floor, 0 (paper) ... 1 (VAD gate off); default: the model's")
-    p.add_argument("--input_mix", type=_fraction, default=None,
+    p.add_argument("--input_mix", type=_setting("input_mix"), default=None,
                    help="share of the unprocessed input kept in the output, 0 ... 1; default: the model's, else 0")
-    p.add_argument("--snr_limit", type=_db_or_none, default=None,
+    p.add_argument("--snr_limit", type=_setting("snr_limit"), default=None,
                    help="per chunk, keep enough input that the estimated output SNR is not above this many "
                         "dB; none: no limit; default: the model's, else none")
     p.add_argument("--min_speech", type=float, default=0.25, help="drop speech segments shorter (s)")
     p.add_argument("--min_silence", type=float, default=0.1, help="bridge pauses shorter (s)")
-    p.add_argument("--segment_seconds", type=_seconds(positive=True), default=None,
+    p.add_argument("--segment_seconds", type=_setting("segment_seconds"), default=None,
                    help="segment length (default: the model's, else 8)")
-    p.add_argument("--overlap_seconds", type=_seconds(positive=False), default=None,
+    p.add_argument("--overlap_seconds", type=_setting("overlap_seconds"), default=None,
                    help="overlap of segments (default: the model's, else 1; at most half the segment)")
     p.add_argument("--channels", choices=("each", "mix", "error"), default="each",
                    help="multi-channel input: enhance each channel / average to mono / refuse")
@@ -161,7 +150,7 @@ def _main(argv=None) -> int:
     p.add_argument("--output_subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_16")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--num_threads", type=_positive_int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "torch-int8", "torch-bf16"), default="torch",
+    p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="what runs the network (default torch)")
     p.add_argument("--onnx", default=None, help="ONNX file from csmvanet-export (--backend onnxruntime)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
@@ -217,12 +206,9 @@ def _main(argv=None) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            given = {k: getattr(args, k) for k in SETTINGS}   # None: not given (the model's own)
             enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
-                                           segment_seconds=args.segment_seconds,
-                                           overlap_seconds=args.overlap_seconds, backend=args.backend,
-                                           onnx_path=args.onnx, retain_memory=True,
-                                           vad_floor=args.vad_floor, vad_threshold=args.vad_threshold,
-                                           input_mix=args.input_mix, snr_limit=args.snr_limit)
+                                           onnx_path=args.onnx, retain_memory=True, **given)
         for w in caught:
             print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
     except (EnhanceError, ValueError, OSError) as e:
@@ -234,7 +220,7 @@ def _main(argv=None) -> int:
           f"input_mix {enh.input_mix:g}, snr_limit "
           f"{'none' if enh.snr_limit is None else format(enh.snr_limit, 'g') + ' dB'}), "
           f"{len(items)} input(s), "
-          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {args.backend}, "
+          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {enh.backend}, "
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:

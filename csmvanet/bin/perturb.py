@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csmvanet.bin.enhance import _seconds
+from csmvanet.bin import seconds_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio_dir", default=None, help="audio of the copies (default: DST/data)")
     p.add_argument("--fs", type=int, required=True, help="sample rate of the audio (Hz)")
     p.add_argument("--speed_perturb_factors", default="1.0", help='e.g. "0.9 1.0 1.1" (default 1.0: none)')
-    p.add_argument("--min_wav_duration", type=_seconds(positive=False), default=None, help="keep longer utterances only (s)")
-    p.add_argument("--max_wav_duration", type=_seconds(positive=False), default=None, help="keep shorter utterances only (s)")
+    p.add_argument("--min_wav_duration", type=seconds_arg(positive=False), default=None, help="keep longer utterances only (s)")
+    p.add_argument("--max_wav_duration", type=seconds_arg(positive=False), default=None, help="keep shorter utterances only (s)")
     p.add_argument("--audio_format", choices=("wav", "flac"), default="wav", help="audio of the copies")
     p.add_argument("--nj", type=int, default=1, help="parallel processes")
     return p

@@ -41,28 +41,28 @@ import sys
 from pathlib import Path
 
 
-def _grid(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        vals = []
-    if not vals or not all(0.0 <= v <= 1.0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers from 0 to 1, got {text!r}")
-    return vals
+def _grid(key: str):
+    """argparse type: comma-separated values of the inference setting ``key`` (its own rule checks each)."""
+    def parse(text: str) -> list:
+        from csmvanet.experiment.inference_settings import parse_setting
+
+        try:
+            vals = [parse_setting(key, v) for v in text.split(",") if v.strip()]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"comma-separated values: {e}") from None
+        if not vals:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}")
+        return vals
+    parse.__name__ = key
+    return parse
 
 
-def _limits(text: str) -> list[float | None]:
-    from csmvanet.experiment.model_files import SNR_LIMIT_RANGE, snr_limit_value
-
-    try:
-        vals = [None if v.lower() == "none" else snr_limit_value(v) for v in (v.strip() for v in text.split(",")) if v]
-    except ValueError:
-        vals = []
-    if not vals:
-        lo, hi = SNR_LIMIT_RANGE
-        raise argparse.ArgumentTypeError(f"expected comma-separated dB values from {lo:g} to {hi:g} or none, "
-                                         f"got {text!r}")
-    return vals
+def _one(key: str):
+    """argparse type: one value of the inference setting ``key``."""
+    def parse(text: str):
+        return _grid(key)(text.replace(",", " "))[0]
+    parse.__name__ = key
+    return parse
 
 
 def main(argv=None) -> int:
@@ -73,18 +73,18 @@ def main(argv=None) -> int:
     p.add_argument("--exp_dir", required=True, help="experiment dir (config.yaml + weights)")
     p.add_argument("--data_dir", required=True, help="validation data dir: wav.scp, spk1.scp, vad_labels.scp")
     p.add_argument("--checkpoint", default=None, help="weights file name inside the experiment dir")
-    p.add_argument("--floors", type=_grid, default=list(DEFAULT_FLOORS))
-    p.add_argument("--mixes", type=_grid, default=list(DEFAULT_MIXES), help="input_mix values")
-    p.add_argument("--snr_limits", type=_limits, default=[None],
+    p.add_argument("--floors", type=_grid("vad_floor"), default=list(DEFAULT_FLOORS))
+    p.add_argument("--mixes", type=_grid("input_mix"), default=list(DEFAULT_MIXES), help="input_mix values")
+    p.add_argument("--snr_limits", type=_grid("snr_limit"), default=[None],
                    help="per-chunk output SNR limits in dB (none: no limit), e.g. none,20,15")
     p.add_argument("--keep_stoi", action="store_true",
                    help="choose among the settings that keep STOI at the noisy input's at every SNR")
     p.add_argument("--stoi_se", type=float, default=0.0,
                    help="with --keep_stoi: by this many standard errors (default 0: the means alone)")
-    p.add_argument("--thresholds", type=_grid, default=list(DEFAULT_THRESHOLDS))
+    p.add_argument("--thresholds", type=_grid("vad_threshold"), default=list(DEFAULT_THRESHOLDS))
     p.add_argument("--criterion", choices=CRITERIA, default="pesq")
-    p.add_argument("--segment_seconds", type=float, default=None, help="chunk length (stored when given)")
-    p.add_argument("--overlap_seconds", type=float, default=None, help="chunk overlap (with --segment_seconds)")
+    p.add_argument("--segment_seconds", type=_one("segment_seconds"), default=None, help="chunk length (stored when given)")
+    p.add_argument("--overlap_seconds", type=_one("overlap_seconds"), default=None, help="chunk overlap (with --segment_seconds)")
     p.add_argument("--report", default=None, help="compare --floors on --data_dir into this file; choose nothing")
     p.add_argument("--no_progress", action="store_true")
     args = p.parse_args(argv)

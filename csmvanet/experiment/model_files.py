@@ -18,8 +18,7 @@ import yaml
 
 from csmvanet.base.config import yaml_problem
 from csmvanet.base.errors import ModelFileError, last_line
-from csmvanet.experiment.inference_settings import (INFERENCE_FILE, INFERENCE_KEYS, SNR_LIMIT_RANGE, check_inference_settings,
-                                                    snr_limit_value)
+from csmvanet.experiment.inference_settings import INFERENCE_FILE, check_stored
 from csmvanet.experiment.resolved_config import CHECKPOINT_ORDER, CONFIG_FILE
 
 PACK_FORMAT = "csmvanet-packed-model"
@@ -140,7 +139,7 @@ def read_inference_settings(exp_dir: Path, checkpoint: str) -> dict | None:
     path = Path(exp_dir) / INFERENCE_FILE
     if not path.is_file():
         return None
-    data = check_inference_settings(_parse_config(path.read_text(), path), str(path))
+    data = check_stored(_parse_config(path.read_text(), path), str(path))
     if data.get("checkpoint") not in (None, checkpoint):
         warnings.warn(f"{path} was chosen for {data['checkpoint']}, not {checkpoint}: not used "
                       "(the config's vad_floor and threshold 0.5 apply)", stacklevel=3)
@@ -260,11 +259,10 @@ def _unpack(obj: dict, path: Path) -> tuple[dict, dict, dict]:
         raise ModelFileError(f"{path}: checksum mismatch (stored sha256 {digest[:12]}..., computed "
                              f"{actual[:12]}...): the file is corrupt or was modified")
     if "inference" in meta:     # what the enhancer decodes with: checked also where no checksum covers it (v1)
-        meta = {**meta, "inference": check_inference_settings(meta["inference"], f"{path}: metadata inference")}
+        meta = {**meta, "inference": check_stored(meta["inference"], f"{path}: metadata inference")}
     return _parse_config(config_text, path), state, dict(meta)
 
 
-__all__ = ["BUNDLED_MODELS", "CHECKPOINT_ORDER", "INFERENCE_FILE", "INFERENCE_KEYS", "ModelFileError", "PACK_FORMAT",
-           "PACK_VERSION", "READ_VERSIONS", "SNR_LIMIT_RANGE", "bundled_model", "bundled_model_problem",
-           "check_inference_settings", "find_checkpoint", "list_bundled_models", "load_model_files",
-           "model_with_weights", "read_inference_settings", "resolve_model", "snr_limit_value", "weights_digest"]
+__all__ = ["BUNDLED_MODELS", "PACK_FORMAT", "PACK_VERSION", "READ_VERSIONS", "bundled_model", "bundled_model_problem",
+           "find_checkpoint", "list_bundled_models", "load_model_files", "model_with_weights", "read_inference_settings",
+           "resolve_model", "weights_digest"]

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from csmvanet.base.errors import EnhanceError, ModelFileError, last_line
+from csmvanet.experiment.inference_settings import BACKENDS
 
-BACKENDS = ("torch", "onnxruntime", "torch-int8", "torch-bf16")
 PROBE_FRAMES = 41           # time length of the probe that checks an ONNX file against the weights
 PROBE_TOLERANCE = 1e-3      # max |difference| relative to the largest output magnitude
 

@@ -81,37 +81,24 @@ from __future__ import annotations
 
 import errno
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 
-from csmvanet.audio.io import AudioError, _is_ark_entry, check_complete, read_audio, unreadable_error
 from csmvanet.audio.stream_dsp import ChunkStitcher, StreamResampler, soft_limit
 from csmvanet.base.atomic_files import atomic_path
-from csmvanet.base.errors import EnhanceError, ModelFileError, last_line
+from csmvanet.base.errors import EnhanceError, last_line
 from csmvanet.base.memory import HeapGuard, RowStore
-from csmvanet.data.utt_audio import UttAudio, read_utterance
-from csmvanet.experiment.model_files import CHECKPOINT_ORDER, load_model_files, model_with_weights, resolve_model, snr_limit_value
-from csmvanet.experiment.packing import pack_model
+from csmvanet.data.utt_audio import UttAudio
+from csmvanet.experiment.inference_settings import DEFAULT_OVERLAP_SECONDS, InferenceSettings, check_setting
+from csmvanet.experiment.model_files import load_model_files, model_with_weights, resolve_model
+from csmvanet.infer.file_blocks import READ_BLOCK, FileBlocks, input_scale
 from csmvanet.infer.output_level import bound_quiet, snr_limit_mix
 
-DEFAULT_SEGMENT_SECONDS = 8.0
-DEFAULT_OVERLAP_SECONDS = 1.0
-READ_BLOCK = 65536            # samples per read/resample block
 CHANNEL_MODES = ("each", "mix", "error")
-
-
-def _unit_interval(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
-    return v
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,110 +119,118 @@ class StreamResult:
 class Enhancer:
     """A CSM-VANet model ready for inference on arrays and files of any length (see the module doc)."""
 
-    def __init__(self, model, config: dict, *, device: str = "cpu", segment_seconds: float | None = None,
-                 overlap_seconds: float | None = None, metadata: dict | None = None, source: str = "",
-                 backend: str = "torch", onnx_path: str | Path | None = None, retain_memory: bool = False,
-                 vad_floor: float | None = None, vad_threshold: float | None = None,
-                 input_mix: float | None = None, snr_limit: float | None = None):
+    def __init__(self, model, config: dict, *, device: str = "cpu", metadata: dict | None = None, source: str = "",
+                 onnx_path: str | Path | None = None, retain_memory: bool = False,
+                 settings: InferenceSettings | None = None, **given):
+        """``settings``: the inference settings to start from (default: those stored with the model,
+        ``metadata["inference"]``, else the defaults); ``given``: settings by name
+        (:data:`csmvanet.experiment.inference_settings.SETTINGS`: vad_floor, vad_threshold, input_mix,
+        snr_limit, segment_seconds, overlap_seconds, backend), each overriding it when not None."""
         import torch
+
+        from csmvanet.infer.backends import make_runner   # torch and onnx: loaded when a model is
 
         # retain_memory: freed memory reused by the next segment (process-wide), fragmentation bounded
         self.heap = HeapGuard() if retain_memory else None
-
-        from csmvanet.infer.backends import make_runner
-
         self.torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        # what runs the network between analysis and synthesis (csmvanet.infer.backends): torch, onnxruntime, ...
-        self.backend = backend
-        self.runner = make_runner(self.model, backend, device=str(self.device), onnx_path=onnx_path)
         self.config = config
         self.stft_cfg = model.stft_cfg
         self.sample_rate = int(self.stft_cfg.sample_rate)
         self.metadata = dict(metadata or {})
         self.source = source
-        # the stage-2 gain floor and the VAD decision threshold: given here, else the values chosen on
-        # a validation set and stored with the model (metadata "inference"), else the config's floor / 0.5
-        chosen = self.metadata.get("inference") or {}
-        if vad_floor is None:
-            vad_floor = chosen.get("vad_floor", getattr(model, "vad_floor", 0.0))
-        self.set_vad_floor(vad_floor)
-        self.vad_threshold = _unit_interval(vad_threshold if vad_threshold is not None
-                                            else chosen.get("vad_threshold", 0.5), "vad_threshold")
-        self.set_input_mix(input_mix if input_mix is not None else chosen.get("input_mix", 0.0))
-        self.set_snr_limit(snr_limit if snr_limit is not None else chosen.get("snr_limit"))
-        if segment_seconds is None:   # the chunking stored with the model, else 8 s / 1 s
-            segment_seconds = chosen.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
-        self.set_chunking(segment_seconds, overlap_seconds, chosen.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS))
+        self.model_vad_floor = float(getattr(model, "vad_floor", 0.0))   # the config's: where vad_floor is not set
+        if settings is None:
+            settings = InferenceSettings.stored(self.metadata.get("inference") or {}, f"{source or 'model'}: "
+                                                "metadata inference", required=())
+        self.stored = settings              # its overlap is the default of set_chunking
+        self.settings = settings.updated(**given)
+        # what runs the network between analysis and synthesis (csmvanet.infer.backends): torch, onnxruntime, ...
+        self.backend = self.settings.backend
+        self.runner = make_runner(self.model, self.backend, device=str(self.device), onnx_path=onnx_path)
+        self._apply()
+        self.set_chunking(self.settings.segment_seconds, given.get("overlap_seconds"))
 
     # ---- construction
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu", *, checkpoint: str | None = None,
-                        segment_seconds: float | None = None, overlap_seconds: float | None = None,
-                        backend: str = "torch", onnx_path: str | Path | None = None,
-                        retain_memory: bool = False, vad_floor: float | None = None,
-                        vad_threshold: float | None = None, input_mix: float | None = None,
-                        snr_limit: float | None = None) -> "Enhancer":
+                        onnx_path: str | Path | None = None, retain_memory: bool = False,
+                        settings: InferenceSettings | None = None, **given) -> "Enhancer":
         """Load a packed model file, an experiment dir or a weights file inside an experiment dir;
         ``path=None`` (or a bundled model's name) loads a model shipped with the package
         (:data:`csmvanet.experiment.model_files.BUNDLED_MODELS`; the first is the default).
 
-        ``vad_floor`` / ``vad_threshold`` / ``input_mix``: the stage-2 gain floor (0: the paper's
-        stage 2, spectrum x VAD probability; 1: stage 1 alone), the VAD decision threshold of
-        segments/RTTM and the share of the unprocessed input kept in the output. ``snr_limit`` (dB):
-        each chunk keeps enough of the input that its estimated SNR is not above it
-        (:func:`snr_limit_mix`; ``float("inf")`` switches a stored limit off). Default: the values
-        chosen on validation and stored with the model (csmvanet-tune-inference), else the config's
-        ``vad_floor``, 0.5, 0 and no limit.
-
-        ``backend`` (:data:`csmvanet.infer.backends.BACKENDS`) runs the network: ``torch`` (default),
-        ``onnxruntime`` (exported in memory, or ``onnx_path`` written by csmvanet-export from the same
-        weights), ``torch-int8`` or ``torch-bf16``. ``retain_memory=True`` keeps freed memory in the process for the
-        next segment instead of returning it to the kernel (:mod:`csmvanet.base.memory`; process-wide).
+        The inference settings (``settings`` and ``given`` by name, as for ``Enhancer(...)``;
+        :mod:`csmvanet.experiment.inference_settings` says what each does) default to those chosen on
+        validation and stored with the model (csmvanet-tune-inference), else the config's ``vad_floor``,
+        threshold 0.5, no input mix, no SNR limit (``snr_limit=float("inf")`` switches a stored one off),
+        8 s chunks with 1 s overlap and the torch backend. ``onnx_path``: an ONNX file written by
+        csmvanet-export from the same weights for ``backend="onnxruntime"`` (else exported in memory).
+        ``retain_memory=True`` keeps freed memory in the process for the next chunk instead of returning
+        it to the kernel (:mod:`csmvanet.base.memory`; process-wide).
         """
         path = resolve_model(path)
         config, state, metadata = load_model_files(path, checkpoint)
         model = model_with_weights(config, state, str(path))
-        return cls(model, config, device=device, segment_seconds=segment_seconds,
-                   overlap_seconds=overlap_seconds, metadata=metadata, source=str(path), backend=backend,
-                   onnx_path=onnx_path, retain_memory=retain_memory, vad_floor=vad_floor,
-                   vad_threshold=vad_threshold, input_mix=input_mix, snr_limit=snr_limit)
+        return cls(model, config, device=device, metadata=metadata, source=str(path), onnx_path=onnx_path,
+                   retain_memory=retain_memory, settings=settings, **given)
+
+    # ---- settings
+    def _apply(self) -> None:
+        s = self.settings
+        self.vad_floor = self.model_vad_floor if s.vad_floor is None else s.vad_floor
+        self.model.vad_floor = self.vad_floor
+        self.vad_threshold, self.input_mix, self.snr_limit = s.vad_threshold, s.input_mix, s.snr_limit
+
+    def update(self, **given) -> None:
+        """Change inference settings by name (None: unchanged); ValueError naming a bad one."""
+        if "backend" in given and given["backend"] not in (None, self.backend):
+            raise ValueError("backend is chosen when the Enhancer is made")
+        chunking = {k: given.pop(k) for k in ("segment_seconds", "overlap_seconds") if k in given}
+        self.settings = self.settings.updated(**given)
+        self._apply()
+        if any(v is not None for v in chunking.values()):
+            self.set_chunking(chunking.get("segment_seconds") or self.segment_seconds, chunking.get("overlap_seconds"))
 
     def set_vad_floor(self, vad_floor: float) -> None:
         """Stage-2 gain ``floor + (1 - floor) * p_speech`` on the stage-1 spectrum: 0 is the paper's
         stage 2 (spectrum x VAD probability), 1 switches the gate off (stage 1 alone)."""
-        self.model.vad_floor = self.vad_floor = _unit_interval(vad_floor, "vad_floor")
+        self.update(vad_floor=check_setting("vad_floor", vad_floor))
 
     def set_input_mix(self, input_mix: float) -> None:
         """Output ``(1 - m) x enhanced + m x input``: ``m`` of the unprocessed input is kept (0: none;
         DeepFilterNet's attenuation limit of ``-20 log10(m)`` dB is the same idea)."""
-        self.input_mix = _unit_interval(input_mix, "input_mix")
+        self.update(input_mix=check_setting("input_mix", input_mix))
 
     def set_snr_limit(self, snr_limit: float | None) -> None:
         """Per chunk, keep at least the share of the input that holds the output's estimated SNR
-        at ``snr_limit`` dB (:func:`snr_limit_mix`; never less than ``input_mix``): the cleaner the
-        input already is, the more of it is kept, so the network's distortions replace less of a
-        clean input. None or ``inf``: no limit."""
-        self.snr_limit = snr_limit_value(snr_limit)
+        at ``snr_limit`` dB (:func:`csmvanet.infer.output_level.snr_limit_mix`; never less than
+        ``input_mix``): the cleaner the input already is, the more of it is kept, so the network's
+        distortions replace less of a clean input. None or ``inf``: no limit."""
+        self.settings = replace(self.settings, snr_limit=check_setting("snr_limit", snr_limit))
+        self._apply()
 
-    def set_chunking(self, segment_seconds: float, overlap_seconds: float | None = None,
-                     default_overlap: float = DEFAULT_OVERLAP_SECONDS) -> None:
-        """Segment and overlap lengths (rounded to the hop grid). ``overlap_seconds=None`` (not given):
-        ``default_overlap`` (the model's stored overlap, else 1 s), at most half the segment (whole
-        hops); an overlap given must fit."""
+    def set_chunking(self, segment_seconds: float, overlap_seconds: float | None = None) -> None:
+        """Chunk and overlap lengths (rounded to the hop grid). ``overlap_seconds=None`` (not given):
+        the model's stored overlap, else 1 s, at most half the chunk (whole hops); one given must fit."""
+        segment_seconds = check_setting("segment_seconds", segment_seconds)
         hop = self.stft_cfg.hop_length
         seg = int(round(segment_seconds * self.sample_rate / hop)) * hop
         if seg < self.stft_cfg.win_length or seg < 2 * hop:
             raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT frame")
         if overlap_seconds is None:
-            overlap_seconds = min(float(default_overlap), seg // (2 * hop) * hop / self.sample_rate)
-        ov = int(round(overlap_seconds * self.sample_rate / hop)) * hop
-        if ov < 0 or 2 * ov > seg:
+            default = self.stored.overlap_seconds
+            default = DEFAULT_OVERLAP_SECONDS if default is None else default
+            overlap_seconds = min(float(default), seg // (2 * hop) * hop / self.sample_rate)
+        ov = int(round(check_setting("overlap_seconds", overlap_seconds) * self.sample_rate / hop)) * hop
+        if 2 * ov > seg:
             raise ValueError(f"overlap_seconds={overlap_seconds} must be between 0 and half of "
                              f"segment_seconds={segment_seconds}")
         self.segment, self.overlap = seg, ov
         self.segment_seconds, self.overlap_seconds = seg / self.sample_rate, ov / self.sample_rate
+        self.settings = replace(self.settings, segment_seconds=self.segment_seconds,
+                                overlap_seconds=self.overlap_seconds)
 
     # ---- the model on one chunk
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -410,7 +405,7 @@ class Enhancer:
                                "or write .wav)")
         name = source.describe() if isinstance(source, UttAudio) else str(source).strip()
         res = StreamResult()
-        opened = _open_blocks(source)
+        opened = FileBlocks(source)
         with opened as (sr, nch, blocks):
             if nch > 1 and channels == "error":
                 raise EnhanceError(f"{name}: {nch} channels; multi-channel input refused (--channels error)")
@@ -438,84 +433,4 @@ class Enhancer:
         return res
 
 
-class _open_blocks:
-    """Context manager: (sample rate, channels, iterator of [n, C] float32 blocks) of a path or scp value."""
-
-    def __init__(self, source):
-        self.segment = source if isinstance(source, UttAudio) and not source.whole else None
-        self.src = str(source.source if isinstance(source, UttAudio) else source).strip()
-        self.file = None
-        self.data = None
-
-    def peak(self) -> float:
-        """Largest |sample| (0 where NaN/Inf are present: the stream reports those). Only float
-        files can exceed full scale, so only those are read twice."""
-        if self.data is None and self.file.subtype not in ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"):
-            return 0.0
-        blocks = [self.data] if self.data is not None else self._blocks()
-        peak = 0.0
-        for b in blocks:
-            if b.size:
-                m = float(np.max(np.abs(b)))
-                if not np.isfinite(m):
-                    peak = 0.0
-                    break
-                peak = max(peak, m)
-        if self.file is not None:
-            self.file.seek(0)
-        return peak
-
-    def __enter__(self):
-        src = self.src
-        if self.segment is not None:                              # a segment: only its samples, in memory
-            data, sr = read_utterance(self.segment, always_2d=True)
-            self.data = data
-            return sr, data.shape[1], (data[i:i + READ_BLOCK] for i in range(0, max(len(data), 1), READ_BLOCK))
-        if src.endswith("|") or _is_ark_entry(src):
-            data, sr = read_audio(src, always_2d=True)           # pipes and ark entries: in memory
-            self.data = data
-            return sr, data.shape[1], (data[i:i + READ_BLOCK] for i in range(0, max(len(data), 1), READ_BLOCK))
-        path = Path(src)
-        if not path.exists():
-            raise AudioError(f"{src}: no such file")
-        if path.is_dir():
-            raise AudioError(f"{src}: is a folder, not an audio file")
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            raise AudioError(f"{src}: cannot access ({e.strerror})") from None
-        if size == 0:
-            raise AudioError(f"{src}: empty file (0 bytes)")
-        check_complete(path)
-        try:
-            self.file = sf.SoundFile(str(path).encode(errors="surrogateescape"), "r")
-        except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
-            raise unreadable_error(src, e) from None
-        if self.file.frames == 0:
-            raise AudioError(f"{src}: no samples (the audio holds 0 frames)")
-        return self.file.samplerate, self.file.channels, self._blocks()
-
-    def _blocks(self):
-        while True:
-            try:
-                block = self.file.read(READ_BLOCK, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as e:
-                raise AudioError(f"{self.src}: read error ({last_line(e)})") from None
-            if len(block) == 0:
-                return
-            yield block
-
-    def __exit__(self, *exc):
-        if self.file is not None:
-            self.file.close()
-        return False
-
-
-def input_scale(peak: float) -> float:
-    """The factor an input is divided by before the network: its peak when above full scale, else 1."""
-    return peak if peak > 1.0 else 1.0
-
-
-# re-exported: names that were defined here before the split
-__all__ = ["CHANNEL_MODES", "CHECKPOINT_ORDER", "ChunkStitcher", "EnhanceError", "Enhancer", "ModelFileError", "snr_limit_mix",
-           "StreamResult", "load_model_files", "pack_model", "soft_limit"]
+__all__ = ["CHANNEL_MODES", "Enhancer", "StreamResult"]

@@ -29,7 +29,7 @@ from csmvanet.base.atomic_files import atomic_write_text
 from csmvanet.base.version import __version__, git_hash
 from csmvanet.data.datadir import VAD_LABELS, DataDirError, read_scp, vad_labels_file
 from csmvanet.data.utt_audio import read_utterance, utterance_audio
-from csmvanet.experiment.model_files import INFERENCE_FILE, snr_limit_value
+from csmvanet.experiment.inference_settings import INFERENCE_FILE, check_setting
 from csmvanet.infer.enhancer import EnhanceError, Enhancer
 from csmvanet.metrics.basic import pesq_or_reason, si_sdr, stoi_or_reason, vad_from_counts
 
@@ -109,26 +109,18 @@ def _counts(labels: np.ndarray, probs: np.ndarray, thresholds) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
-def _unit_values(values, name: str) -> list[float]:
-    """The distinct values, sorted; ValueError naming ``name`` if none or any outside 0..1."""
-    values = sorted({float(v) for v in values})
-    if not values or not all(0.0 <= v <= 1.0 for v in values):
-        raise ValueError(f"every {name} must be from 0 to 1, got {values}")
-    return values
-
-
-def _limit_values(values) -> list[float | None]:
-    """The distinct SNR limits (dB; None: no limit), None first, then from high to low; ValueError
-    naming a bad one (:func:`csmvanet.experiment.model_files.snr_limit_value`) or if there are none."""
-    values = {snr_limit_value(v) for v in values}
+def _values(values, key: str) -> list:
+    """The distinct values of setting ``key``, checked by its rule (ValueError naming the key), sorted;
+    SNR limits from none (no limit) down to the lowest."""
+    values = {check_setting(key, v) for v in values}
     if not values:
-        raise ValueError("no snr_limit given")
-    return sorted(values, key=_limit_key, reverse=True)
+        raise ValueError(f"no {key} given")
+    return sorted(values, key=_limit_key, reverse=True) if key == "snr_limit" else sorted(values)
 
 
 def _grid_of(floors, mixes, limits=(None,)) -> list[tuple[float, float, float | None]]:
-    floors, mixes = _unit_values(floors, "floor"), _unit_values(mixes, "input_mix")
-    return [(f, m, lim) for lim in _limit_values(limits) for m in mixes for f in floors]
+    floors, mixes = _values(floors, "vad_floor"), _values(mixes, "input_mix")
+    return [(f, m, lim) for lim in _values(limits, "snr_limit") for m in mixes for f in floors]
 
 
 def _limit_key(lim: float | None) -> float:
@@ -167,7 +159,7 @@ def choose_settings(enhancer: Enhancer, data_dir: str | Path, *, floors=DEFAULT_
     grid = _grid_of(floors, mixes, snr_limits)
     if not stoi_se >= 0.0:
         raise ValueError(f"stoi_se must be a number >= 0, got {stoi_se!r}")
-    thresholds = _unit_values(thresholds, "threshold")
+    thresholds = _values(thresholds, "vad_threshold")
     data_dir = Path(data_dir)
     try:
         noisy, clean = utterance_audio(data_dir, "wav.scp"), utterance_audio(data_dir, "spk1.scp")
