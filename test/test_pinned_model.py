@@ -52,7 +52,7 @@ def test_vad_floor_bounds_the_gain(tiny_config):
 
 # ------------------------------------------------------------------------ parameter counts
 
-# Exact counts (all parameters, then per top-level module). The README prints the totals.
+# Exact counts (all parameters, then per top-level module). docs/training.md prints the totals.
 COUNTS = {
     "voicebank/conf/train.yaml": 8_875_486,
     "librispeech_demand/conf/train.yaml": 8_875_486,
