@@ -1,5 +1,5 @@
 """Inference settings chosen on a validation set: the stage-2 gain floor, the input mix, the
-per-segment SNR limit (:func:`csmvanet.infer.enhancer.snr_limit_mix`) and the VAD threshold.
+per-segment SNR limit (:func:`csmvanet.infer.output_level.snr_limit_mix`) and the VAD threshold.
 
 CSM-VANet's stage 2 multiplies the stage-1 spectrum by ``floor + (1 - floor) * p`` per frame
 (``p`` the VAD's speech probability). The paper uses floor 0; a model whose VAD is unsure on unseen
