@@ -1,0 +1,1 @@
+../../voiceprompts/local/prepare_dump.sh
