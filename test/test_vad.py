@@ -239,3 +239,29 @@ def test_interrupted_write_keeps_the_old_pair(tmp_path):
     got = dict(kaldiio.load_scp(str(tmp_path / "vad_labels.scp")))
     assert got["a"].tolist() == [0, 1, 1] and got["b"].tolist() == [1, 0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vad_labels.ark", "vad_labels.scp"]
+
+
+def test_noise_floor_relative_threshold_on_a_noisy_recording():
+    """A recording over a noise floor 30 dB below its speech: the -40 dB-below-max rule calls the noise
+    speech; with noise_quantile the floor, measured on the frames above floor_db, is left silence."""
+    accs = {None: [], 0.05: []}
+    for seed in range(6):
+        rng = np.random.default_rng(2000 + seed)
+        wave, active = synthetic.speech_like(rng, 4.0, floor_db=None)
+        wave = wave.astype(np.float64)
+        level = np.sqrt(np.mean(wave[active] ** 2))
+        noisy = wave + level * 10 ** (-30 / 20) * rng.standard_normal(len(wave))
+        truth = _truth_frames(active)
+        for q in accs:
+            lab = labels_from_clean(noisy, CFG, VADLabelConfig(noise_quantile=q, noise_margin_db=6.0))
+            accs[q].append((np.mean(lab[truth == 0] == 0), np.mean(lab[truth == 1] == 1)))
+    old, new = np.array(accs[None]), np.array(accs[0.05])
+    assert old[:, 0].mean() < 0.5                        # most silence frames called speech
+    assert new[:, 0].mean() > 0.8 and new[:, 1].mean() > 0.9
+    # digital silence around the clip is left out of the floor estimate: same labels with it padded on
+    pad = np.concatenate([np.zeros(16000), noisy, np.zeros(16000)])
+    lab_pad = labels_from_clean(pad, CFG, VADLabelConfig(noise_quantile=0.05))[160:160 + CFG.num_frames(len(noisy))]
+    lab = labels_from_clean(noisy, CFG, VADLabelConfig(noise_quantile=0.05))
+    assert np.mean(lab_pad == lab) > 0.97
+    with pytest.raises(ValueError, match="noise_quantile"):
+        VADLabelConfig.from_dict({"noise_quantile": 1.5})

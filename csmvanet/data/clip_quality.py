@@ -91,12 +91,12 @@ def measure(x: np.ndarray, sr: int, *, frame_s: float = 0.02, floor_pct: float =
 @dataclass(frozen=True)
 class QualityRule:
     """A clip is a clean target when every limit holds (see the recipe README for the numbers chosen)."""
-    min_seconds: float = 0.5        # shorter clips say too little to judge or to learn from
-    max_seconds: float = 30.0       # longer ones are not single prompts
+    min_clip_seconds: float = 0.5   # shorter clips say too little to judge or to learn from
+    max_clip_seconds: float = 30.0  # longer ones are not single prompts
     max_clipped: float = 0.001      # share of samples at/near full scale
     min_range_db: float = 30.0      # loud_db - floor_db
-    max_floor_db: float = -50.0     # quiet frames above this are a noise floor, not a pause
-    min_loud_db: float = -45.0      # speech this weak is mostly its recording's noise
+    max_floor_db: float = -45.0     # quiet frames above this are a noise floor, not a pause
+    min_loud_db: float = -40.0      # speech this weak is mostly its recording's noise
     min_bandwidth_hz: float = 5000.0
 
     def failures(self, q: ClipQuality) -> list[str]:
@@ -104,9 +104,9 @@ class QualityRule:
         out = []
         if q.loud_db <= SILENT_DB + 1:
             return ["silent"]
-        if q.duration_s < self.min_seconds:
+        if q.duration_s < self.min_clip_seconds:
             out.append("short")
-        if q.duration_s > self.max_seconds:
+        if q.duration_s > self.max_clip_seconds:
             out.append("long")
         if q.clipped > self.max_clipped:
             out.append("clipped")

@@ -11,7 +11,10 @@ Labels (:func:`labels_from_clean`), energy based with hangover:
    does), in dB re full scale.
 2. A frame is speech when its energy is above BOTH ``reference + threshold_db`` (``reference`` =
    the utterance's maximum frame energy, or its ``ref_quantile`` quantile) AND ``floor_db``
-   (absolute, dBFS; keeps silent or near-silent files all-zero).
+   (absolute, dBFS; keeps silent or near-silent files all-zero); with ``noise_quantile`` set, also
+   above ``noise_margin_db`` over the recording's own noise floor: the ``noise_quantile`` quantile of
+   the energies of the frames above ``floor_db`` (digital silence left out). A volunteer recording
+   whose noise floor lies 20-40 dB below its loudest frame otherwise has its noise called speech.
 3. Silence runs shorter than ``min_silence_frames`` between two speech runs become speech.
 4. Speech runs shorter than ``min_speech_frames`` become silence.
 5. Each speech run is extended by ``hangover_frames`` after its end (and ``pre_frames`` before its
@@ -49,6 +52,8 @@ class VADLabelConfig:
     min_silence_frames: int = 16    # shorter gaps are filled (16 frames = 100 ms)
     hangover_frames: int = 3        # frames kept as speech after each speech run
     pre_frames: int = 0             # frames marked as speech before each speech run
+    noise_quantile: float | None = None  # e.g. 0.05: also above (this quantile of frames > floor_db) ...
+    noise_margin_db: float = 6.0         # ... + this margin (the clip's own noise floor); None: off
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "VADLabelConfig":
@@ -58,6 +63,8 @@ class VADLabelConfig:
             raise ValueError(f"unknown vad_labels option(s): {sorted(unknown)}; "
                              f"known: {sorted(cls.__dataclass_fields__)}")
         cfg = cls(**d)
+        if cfg.noise_quantile is not None and not 0.0 <= cfg.noise_quantile < 1.0:
+            raise ValueError(f"vad_labels.noise_quantile must be in [0, 1) or null, got {cfg.noise_quantile}")
         if not 0.0 < cfg.ref_quantile <= 1.0:
             raise ValueError(f"vad_labels.ref_quantile must be in (0, 1], got {cfg.ref_quantile}")
         for name in ("min_speech_frames", "min_silence_frames", "hangover_frames", "pre_frames"):
@@ -135,7 +142,11 @@ def labels_from_clean(wave: np.ndarray, stft_cfg: STFTConfig | None = None,
     if not np.all(np.isfinite(e)):
         raise ValueError("waveform holds NaN or Inf samples")
     ref = np.max(e) if vad_cfg.ref_quantile >= 1.0 else np.quantile(e, vad_cfg.ref_quantile)
-    speech = (e > ref + vad_cfg.threshold_db) & (e > vad_cfg.floor_db)
+    threshold = ref + vad_cfg.threshold_db
+    active = e[e > vad_cfg.floor_db]
+    if vad_cfg.noise_quantile is not None and active.size:
+        threshold = max(threshold, float(np.quantile(active, vad_cfg.noise_quantile)) + vad_cfg.noise_margin_db)
+    speech = (e > threshold) & (e > vad_cfg.floor_db)
     speech = _fill_gaps(speech, int(vad_cfg.min_silence_frames))
     speech = _drop_short(speech, int(vad_cfg.min_speech_frames))
     if vad_cfg.hangover_frames or vad_cfg.pre_frames:

@@ -7,7 +7,7 @@ are decoded here:
 Speaker ids (folders of <corpus>/speech/), one per separately recorded voice set:
   tux-<lang>   tuxpaint-stamps-default: usr/share/tuxpaint/stamps/**/<stamp>_desc_<lang>.{ogg,wav}, the
                spoken stamp descriptions, one volunteer per language (tux-en: <stamp>_desc.ogg, the
-               English ones); the spoken letters and numbers under symbols/ are left out
+               English ones); the names of letters and signs spoken under symbols/ are left out
   hw-<pack>    hedgewars-data: usr/share/games/hedgewars/Data/Sounds/voices/<pack>/*.ogg, one voice pack
   ktb-<lang>   ktuberling-data: usr/share/ktuberling/sounds/<lang>/*.{ogg,wav}, words spoken in one
                language (an ogg and a wav of the same word: the ogg)
@@ -55,15 +55,13 @@ def sources(package: str, root: Path) -> list[tuple[str, str, Path]]:
         base = root / "usr/share/tuxpaint/stamps"
         for f in _audio(base.rglob("*")) if base.is_dir() else []:
             rel = f.relative_to(base)
-            if rel.parts[0] == "symbols":          # spoken letters, digits and signs
-                continue
             stem = f.name.split(".")[0]            # one file is named *_desc_da.ogg.ogg
             m = _DESC.match(stem)
             name = safe_id("-".join(rel.parent.parts + ((m.group("stamp") if m else stem),)))
             if m:
                 out.append(("speech", f"tux-{safe_id(m.group('lang') or 'en')}/{name}", f))
-            elif not re.search(r"_[a-z]{2,3}(_[A-Z]{2})?$", stem):   # a stamp's own sound, not a translation
-                out.append(("noise", f"tux-sfx-{name}", f))
+            elif rel.parts[0] != "symbols" and not re.search(r"_[a-z]{2,3}(_[A-Z]{2})?$", stem):
+                out.append(("noise", f"tux-sfx-{name}", f))  # a stamp's own sound (symbols/: spoken letters)
     elif package == "hedgewars-data":
         base = root / "usr/share/games/hedgewars/Data"
         voices = base / "Sounds/voices"
