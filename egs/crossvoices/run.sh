@@ -28,6 +28,9 @@ downloads=downloads               # stage 0: the .deb files and their unpacked t
 corpus=corpus                     # stage 0: decoded 16 kHz clips and noise recordings
 roles=conf/roles.tsv              # stage 1: the role (train/valid/test/test_indomain/unused) of every source unit
 data_prep_args=""                 # more local/prepare_roles.py options (quality rule: --min_range_db 30 ...)
+indomain_valid_langs="es pt nl"   # egs/voiceprompts' valid languages (its stage 1 is rerun here for its test)
+indomain_test_langs="it de nds he tn"  # egs/voiceprompts' test languages: its test set is test_indomain here
+vp_data_prep_args=""              # more egs/voiceprompts local/data_prep.py options
 num_train=3000                    # training mixtures
 train_seconds=2                   # their length in seconds
 train_snrs=uniform:-5:25          # training SNRs in dB
@@ -50,7 +53,8 @@ fi
 if run_stage 1 "data prep by roles ($roles) -> $datadir, audio -> $dumpdir/audio"; then
   # shellcheck disable=SC2086  # options of local/data_prep.sh
   local/data_prep.sh $local_data_opts --roles "$roles" --seed "$seed" --nj "$nj" \
-    --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
+    --indomain_valid_langs "$indomain_valid_langs" --indomain_test_langs "$indomain_test_langs" \
+    --vp_data_prep_args "$vp_data_prep_args" --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then

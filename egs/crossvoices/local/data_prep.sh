@@ -4,7 +4,8 @@
 # data dir.
 #
 #   local/data_prep.sh [--roles conf/roles.tsv] [--seed 1] [--nj 2] [--data_prep_args "..."] \
-#       [--vp_data_prep_args "..."] <corpus> <data> <audio>
+#       [--indomain_valid_langs "es pt nl"] [--indomain_test_langs "it de nds he tn"] [--vp_data_prep_args "..."] \
+#       <corpus> <data> <audio>
 #
 # Writes <data>/voiceprompts/ (egs/voiceprompts' data dirs, from a view of <corpus> that holds only its
 # packages), <data>/{speech,noise}_{train,valid,test,test_indomain}/, <data>/quality.{tsv,md},
@@ -15,8 +16,10 @@ roles=conf/roles.tsv
 seed=1
 nj=2
 data_prep_args=""       # more local/prepare_roles.py options, e.g. "--min_range_db 25"
+indomain_valid_langs="es pt nl"       # egs/voiceprompts' --valid_langs
+indomain_test_langs="it de nds he tn" # egs/voiceprompts' --test_langs: its test set is test_indomain here
 vp_data_prep_args=""    # more egs/voiceprompts local/data_prep.py options
-help_message="Usage: $0 [--roles conf/roles.tsv] [--seed 1] [--nj 2] [--data_prep_args \"...\"] [--vp_data_prep_args \"...\"] <corpus> <data> <audio>"
+help_message="Usage: $0 [--roles conf/roles.tsv] [--seed 1] [--nj 2] [--data_prep_args \"...\"] [--indomain_valid_langs \"es pt nl\"] [--indomain_test_langs \"it de nds he tn\"] [--vp_data_prep_args \"...\"] <corpus> <data> <audio>"
 . utils/parse_options.sh
 if [ $# -ne 3 ]; then
   echo "$help_message" >&2
@@ -39,7 +42,8 @@ for d in "$corpus_abs"/speech/ast-* "$corpus_abs"/speech/klt-*; do
 done
 [ -d "$corpus_abs/noise/colobot-common-sounds" ] && ln -s "$corpus_abs/noise/colobot-common-sounds" "$view/noise/"
 # shellcheck disable=SC2086
-python3 "$here/../../voiceprompts/local/data_prep.py" --seed "$seed" $vp_data_prep_args \
+python3 "$here/../../voiceprompts/local/data_prep.py" --seed "$seed" --valid_langs "$indomain_valid_langs" \
+  --test_langs "$indomain_test_langs" $vp_data_prep_args \
   "$view" "$data/voiceprompts" "$audio/voiceprompts" > "$data/voiceprompts/log" || {
   echo "$0: egs/voiceprompts' data prep failed (see $data/voiceprompts/log)" >&2; exit 1; }
 
