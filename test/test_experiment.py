@@ -126,3 +126,27 @@ def test_the_network_checks_its_config_values(tiny_config, key, value, needle):
         with pytest.raises(ConfigError) as e:
             build()
         assert str(e.value).startswith(needle), e.value
+
+
+def test_the_training_config_is_resolved_once_and_that_experiment_is_what_the_trainer_uses(tiny_config, tmp_path,
+                                                                                            monkeypatch):
+    from test_train import make_data_dir
+
+    from csmvanet.train import trainer
+
+    tr, cv = make_data_dir(tmp_path / "tr", 2, [0.5], seed=1), make_data_dir(tmp_path / "cv", 1, [0.5], seed=2)
+    resolved, used = [], []
+    real = Experiment.from_config.__func__
+    monkeypatch.setattr(Experiment, "from_config",
+                        classmethod(lambda cls, cfg, seed=None: resolved.append(real(cls, cfg, seed)) or resolved[-1]))
+
+    def run(self):     # stands in for the loop: what the trainer was set up with
+        used.append(self.experiment)
+        self.reporter.close()
+        self._logging.close()
+        return {}
+
+    monkeypatch.setattr(trainer.Trainer, "run", run)
+    trainer.train(dict(tiny_config, train={"epochs": 1, "batch_size": 2, "num_workers": 0, "tensorboard": False}), tr, cv,
+                  tmp_path / "exp", seed=5)
+    assert len(resolved) == 1 and used == resolved and used[0].train.seed == 5

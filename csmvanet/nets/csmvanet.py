@@ -47,10 +47,9 @@ def _halved(bins: int, times: int) -> list[int]:
     return out
 
 
-def _count(key: str, v, least: int = 1):
+def _count(key: str, v, least: int = 1) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < least:
         raise ConfigError(f"model.{key}: {v!r} must be {'a positive' if least == 1 else 'a non-negative'} integer")
-    return v
 
 
 def _fraction(key: str, v, hi_open: bool = False) -> None:
