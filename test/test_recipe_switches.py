@@ -487,15 +487,13 @@ def test_dry_run_gives_every_shared_step_the_switches(recipe, tmp_path):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_fs_reaches_stage_2_or_is_refused_by_a_16k_only_recipe(recipe, tmp_path):
     r, cmds = dry_run(recipe, tmp_path, "--stage", 1, "--stop_stage", 2, "--fs", "8k")
-    if recipe in ("mini", "voiceprompts"):
+    if recipe in ("mini", "voiceprompts", "librispeech_demand"):   # 16 kHz corpora, not resampled
         assert r.returncode != 0 and "--fs 8000: this recipe's corpus is 16 kHz and it does not resample" in r.stderr
-        assert cmds == []
+        assert cmds == [] and "line " not in r.stderr
         return
     assert r.returncode == 0, r.stderr
     dump = [split_options(c)[0] for c in cmds if c[0] == "steps/prepare_dump.sh"]
     assert len(dump) == 1 and dump[0]["fs"] == "8000"
-    if recipe == "librispeech_demand":   # its noise lists are resampled in stage 1
-        assert cmds[0][0] == "local/data_prep.sh" and cmds[0][cmds[0].index("--fs") + 1] == "8000"
 
 
 # ---------------------------------------------------------------- steps/prepare_dump.sh

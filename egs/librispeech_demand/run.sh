@@ -17,7 +17,7 @@ fi
 . steps/recipe.sh                 # the options every recipe has (./run.sh --help lists them all)
 
 nj=8                              # parallel jobs: simulation, VAD labels, enhancement, scoring
-fs=16000                          # sample rate of the mixtures
+fs=16000                          # sample rate of the mixtures (16000 only: LibriSpeech is not resampled)
 train_sets=train-clean-100        # LibriSpeech training subsets (add train-clean-360 for more)
 test_noises="PCAFETER PSTATION NRIVER"   # unseen at training; every other DEMAND environment trains
 demand_channels=01                # DEMAND microphone(s) used as noise signals
@@ -41,6 +41,7 @@ librispeech_root=$LIBRISPEECH     # holds LibriSpeech/ (db.sh: LIBRISPEECH)
 demand_root=$DEMAND               # holds <ENV>/chNN.wav (db.sh: DEMAND)
 recipe_init "$@"
 recipe_ints num_train num_valid num_test_per_cond seed
+recipe_only_fs 16000                 # LibriSpeech is 16 kHz and its speech is not resampled here
 
 if run_stage 0 "LibriSpeech ($train_sets dev-clean test-clean) into $librispeech_root, DEMAND into $demand_root"; then
   recipe_run local/download.sh --train_sets "$train_sets" --check_md5 "$check_md5" "$librispeech_root" "$demand_root"

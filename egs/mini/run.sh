@@ -30,7 +30,7 @@ train_config=conf/train.yaml      # the mini config (a small CSM-VANet)
 . ./cmd.sh
 recipe_init "$@"
 recipe_ints utts_per_speaker num_train seed
-[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
+recipe_only_fs 16000                 # the embedded corpus is 16 kHz (--fs is refused otherwise)
 
 if run_stage 0 "embedded corpus -> $corpus"; then
   recipe_run local/download.sh --utts_per_speaker "$utts_per_speaker" "$corpus"

@@ -42,7 +42,7 @@ compare_floors="1 0"              # stage 4/5: vad_floor values compared with th
 . ./cmd.sh
 recipe_init "$@"
 recipe_ints num_train seed
-[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
+recipe_only_fs 16000                 # the prompts are decoded to 16 kHz (--fs is refused otherwise)
 
 if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
   # shellcheck disable=SC2086

@@ -188,6 +188,12 @@ recipe_run() {
   fi
 }
 
+# recipe_only_fs <Hz>: refuse any other --fs, for a corpus at that rate that the recipe does not
+# resample (run.sh, after recipe_init).
+recipe_only_fs() {
+  [ "$fs" -eq "$1" ] || recipe_die "--fs $fs: this recipe's corpus is $(( $1 / 1000 )) kHz and it does not resample ($1 only)"
+}
+
 # recipe_ints <name>...: refuse (before anything runs) a recipe option that is not a whole number.
 recipe_ints() {
   local v
