@@ -1,6 +1,7 @@
 """The recipe shell layer without training: run.sh options (generated --help, stage checks, ESPnet
-switches), the checks of steps/{decode,train,score}.sh before they touch anything, and the
-RESULTS.md of several sets (csmvanet-score --collect).
+switches), the checks of steps/{decode,train,score}.sh before they touch anything, the
+RESULTS.md of several sets (csmvanet-score --collect), and the shared stages 2-5: every recipe's
+--dry_run gives steps/{prepare_dump,train,decode,score_sets}.sh the same switches.
 
 Every run.sh here stops at its checks or at the first step, so each test takes seconds.
 """
