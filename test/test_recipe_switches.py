@@ -424,7 +424,7 @@ EXPECTED = {
                       "valid_set": "valid", "inference_tag": "myenh", "scoring_protocol": "PESQ STOI"},
 }
 # a recipe's own options of a shared step (its corpus): allowed on top of EXPECTED
-OWN = {"prepare_dump.sh": {"noise_types"}, "train.sh": {"num_threads"}, "score_sets.sh": {"append_md"}}
+OWN = {"prepare_dump.sh": {"noise_types", "audio_in_set"}, "train.sh": {"num_threads"}, "score_sets.sh": {"append_md"}}
 
 
 def dry_run(recipe: str, tmp_path: Path, *args) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
@@ -549,6 +549,15 @@ def test_prepare_dump_resamples_ready_made_mixtures_with_their_noise(tmp_path):
     assert (d / "utt2num_samples").read_text() == "p1_001 16000\np1_002 16000\n"
     assert all(f"{tmp_path}/dump/audio/test/" in ln for ln in (d / "noise1.scp").read_text().splitlines())
     assert sorted(p.name for p in (tmp_path / "dump").iterdir()) == ["audio", "test"]  # no temporary dir left
+    # --audio_in_set true (VoiceBank's, LibriSpeech+DEMAND's layout): the audio in dump/<set>/wav/, twice
+    for _ in range(2):
+        r = prepare_dump("--nj", 1, "--audio_in_set", "true", tmp_path / "data", tmp_path / "dump3", "test")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert sorted(p.name for p in (tmp_path / "dump3").iterdir()) == ["test"]
+        d = tmp_path / "dump3" / "test"
+        for name, sub in (("wav.scp", "noisy"), ("spk1.scp", "clean"), ("vad_labels.scp", "vad")):
+            assert all(Path(ln.split()[1].split(":")[0]).is_file() and f"{d}/wav/{sub}/" in ln
+                       for ln in (d / name).read_text().splitlines()), name
     r = prepare_dump("--noise_types", "utt2spk", tmp_path / "data", tmp_path / "dump2",
                      "test test test --per_condition auto --snrs uniform:0:5")
     assert r.returncode != 0 and "--per_condition auto needs a list of SNRs" in r.stderr

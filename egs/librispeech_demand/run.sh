@@ -55,7 +55,7 @@ fi
 
 if run_stage 2 "simulate train ($num_train x ${train_seconds} s, SNR $train_snrs), valid ($num_valid, dev-clean), test (3 noises x {$test_snrs} dB x $num_test_per_cond) into $dumpdir"; then
   # each set: <set> <speech list> <noise list> <csmvanet-simulate options> (steps/prepare_dump.sh)
-  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" --noise_types noise2type "$datadir" "$dumpdir" \
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" --noise_types noise2type --audio_in_set true "$datadir" "$dumpdir" \
     "train speech_train noise_train --num $num_train --length $train_seconds --snrs=$train_snrs --seed $seed" \
     "valid speech_dev noise_train --num $num_valid --length $train_seconds --snrs=$train_snrs --seed $((seed + 1))" \
     "test speech_test noise_test --per_condition $num_test_per_cond --length $test_seconds --snrs=$test_snrs --seed $((seed + 2))"

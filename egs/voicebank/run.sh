@@ -43,7 +43,7 @@ fi
 
 if run_stage 2 "resample 48 kHz -> $fs Hz (soxr) into $dumpdir, VAD labels"; then
   # shellcheck disable=SC2086  # each set holds ready-made mixtures: resampled (steps/prepare_dump.sh)
-  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" "$datadir" "$dumpdir" $train_set $valid_set $test_sets
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" --audio_in_set true "$datadir" "$dumpdir" $train_set $valid_set $test_sets
 fi
 
 if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then

@@ -18,7 +18,8 @@
 # section, settings of --vad_config) and a check of each set (utils/validate_data_dir.sh --fs
 # --stft-config --require). Each data dir is built as <dump-dir>/.tmp.<set> and renamed once it
 # validates, so a killed run leaves nothing a later stage would trust; the audio and VAD arks go to
-# <dump-dir>/audio/<set>/ (written file by file, atomically), the logs to <dump-dir>/<set>/log/.
+# <dump-dir>/audio/<set>/ (written file by file, atomically), or with --audio_in_set true to
+# <dump-dir>/<set>/wav/ (an earlier <dump-dir>/<set> is then removed first), the logs to <dump-dir>/<set>/log/.
 # Last, when --train_data is not --train_set (run.sh: --speed_perturb_factors, --min_wav_duration,
 # --max_wav_duration), steps/perturb_train_set.sh makes <dump-dir>/<train_data> from <dump-dir>/<train_set>.
 # Every option and input is checked before anything is written.
@@ -35,6 +36,7 @@ vad_config=conf/vad.yaml
 use_noise_ref=false      # also write the scaled noise of each mixture (noise1.scp, ESPnet's noise reference)
 audio_format=wav         # wav or flac
 noise_types=utt2noise    # the file of a noise list giving each noise's type (written to utt2noise)
+audio_in_set=false       # true: the audio of <set> in <dump-dir>/<set>/wav/ (else <dump-dir>/audio/<set>/)
 train_set=train          # the training set, and the set made from it (speed perturbation, length filter):
 train_data=train
 speed_perturb_factors=   # steps/perturb_train_set.sh options (empty factors: 1.0)
@@ -43,7 +45,7 @@ max_wav_duration=
 help_message="Usage: $0 [options] <data-dir> <dump-dir> <set-spec> [<set-spec> ...]
   set spec: \"<set>\" (ready-made mixtures, resampled) or \"<set> <speech-list> <noise-list> [csmvanet-simulate options]\"
 Options: --nj N --cmd CMD --fs HZ --train_config F --vad_config F --use_noise_ref BOOL --audio_format wav|flac
-  --noise_types FILE --train_set SET --train_data SET --speed_perturb_factors \"F ...\" --min_wav_duration S
+  --noise_types FILE --audio_in_set BOOL --train_set SET --train_data SET --speed_perturb_factors \"F ...\" --min_wav_duration S
   --max_wav_duration S (see the head of $0)"
 . utils/parse_options.sh
 if [ $# -lt 3 ]; then
@@ -58,6 +60,7 @@ die() { echo "$0: $*" >&2; exit 1; }
 case "$nj" in ''|*[!0-9]*|0) die "--nj must be a positive number, not '$nj'" ;; esac
 case "$use_noise_ref" in true) noise_opt=--write_noise ;; false) noise_opt= ;; *) die "--use_noise_ref true|false, not '$use_noise_ref'" ;; esac
 case "$audio_format" in wav|flac) ;; *) die "--audio_format wav or flac, not '$audio_format'" ;; esac
+case "$audio_in_set" in true|false) ;; *) die "--audio_in_set true|false, not '$audio_in_set'" ;; esac
 [ -n "$cmd" ] || die "--cmd is empty"
 for f in "$train_config" "$vad_config"; do
   [ -f "$f" ] || die "no such file: $f"
@@ -120,6 +123,10 @@ for spec in "$@"; do
   tmp=$dump/.tmp.$x
   audio=$dump/audio/$x
   rm -rf "$tmp"
+  if $audio_in_set; then   # the new audio goes where the earlier set's is: that set is gone from here on
+    audio=$dump/$x/wav
+    rm -rf "${dump:?}/$x"
+  fi
   mkdir -p "$tmp/log"
   if [ ${#words[@]} -eq 1 ]; then   # ready-made mixtures: resampled copies
     src=$data/$x
@@ -165,6 +172,7 @@ for spec in "$@"; do
       --scp "$tmp/spk1.scp" --out_dir "$audio/vad"
   cp "$audio/vad/vad_labels.scp" "$audio/vad/frame_shift" "$tmp/"
   utils/validate_data_dir.sh --fs "$fs" --stft-config "$train_config" --require "$set_require" "$tmp"
+  if $audio_in_set; then mv "$audio" "$tmp/wav"; fi
   rm -rf "${dump:?}/$x" && mv "$tmp" "$dump/$x"
 done
 
