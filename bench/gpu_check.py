@@ -78,7 +78,9 @@ def train_cfg(base: dict, s: dict, **train) -> dict:
 
 def part_amp(s: dict, work: Path, device: torch.device) -> dict:
     """20 steps of the trainer's own step on one fixed batch, per precision."""
-    from csmvanet.train.trainer import DistInfo, Trainer, resolve_config
+    from csmvanet.experiment.resolved_config import resolve_config
+    from csmvanet.train.distributed import DistInfo
+    from csmvanet.train.trainer import Trainer
 
     stft_cfg = STFTConfig.from_dict(s["cfg"].get("stft"))
     tr, cv = work / "amp_data" / "tr", work / "amp_data" / "cv"

@@ -76,7 +76,8 @@ def test_checkpointing_keeps_fewer_activations_and_only_while_training(tiny_conf
 def test_trainer_passes_train_grad_checkpoint_to_the_model(tiny_config, tmp_path, flag):
     from test_train import make_data_dir
 
-    from csmvanet.train.trainer import TRAIN_DEFAULTS, Trainer, resolve_config
+    from csmvanet.experiment.resolved_config import TRAIN_DEFAULTS, resolve_config
+    from csmvanet.train.trainer import Trainer
 
     assert TRAIN_DEFAULTS["grad_checkpoint"] is False
     tr = make_data_dir(tmp_path / "tr", 2, [0.5], seed=1)

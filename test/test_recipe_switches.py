@@ -1,6 +1,7 @@
 """The recipe shell layer without training: run.sh options (generated --help, stage checks, ESPnet
-switches), the checks of steps/{decode,train,score}.sh before they touch anything, and the
-RESULTS.md of several sets (csmvanet-score --collect).
+switches), the checks of steps/{decode,train,score}.sh before they touch anything, the
+RESULTS.md of several sets (csmvanet-score --collect), and the shared stages 2-5: every recipe's
+--dry_run gives steps/{prepare_dump,train,decode,score_sets}.sh the same switches.
 
 Every run.sh here stops at its checks or at the first step, so each test takes seconds.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -396,3 +398,166 @@ def test_mini_stage_2_with_noise_reference_flac_and_speed_perturbation(tmp_path)
     for name in ("spk1.scp", "noise1.scp", "utt2spk", "utt2num_samples", "vad_labels.scp"):
         assert sorted(ln.split()[0] for ln in (sp / name).read_text().splitlines()) == sorted(keys), name
     assert "steps/perturb_train_set.sh: wrote" in r.stdout
+
+
+# ---------------------------------------------------------------- the shared stages in every recipe
+# Stages 2-5 run the same steps (steps/prepare_dump.sh, train.sh, decode.sh, score_sets.sh) with the
+# options steps/recipe.sh makes once; --dry_run true prints each command instead of running it.
+DRY = re.compile(r"\(run\.sh:\d+\) \[dry run\] (.*)$")
+SWITCHES = ["--nj", "3", "--inference_nj", "2", "--gpu_inference", "true", "--ngpu", "2", "--num_nodes", "2",
+            "--fs", "16k", "--train_args", "--optim.lr 1e-4", "--enh_args", "--train.epochs 1", "--init_param", "init.pth",
+            "--inference_model", "other.pth", "--enhance_args", "--segment_seconds 6", "--inference_args",
+            "--vad_threshold 0.6", "--score_opts", "--pesq_mode nb", "--scoring_protocol", "PESQ STOI",
+            "--inference_tag", "myenh", "--enh_tag", "mytag", "--published", "", "--audio_format", "flac",
+            "--speed_perturb_factors", "0.9 1.0 1.1", "--min_wav_duration", "0.5", "--max_wav_duration", "20"]
+# what each step must receive from every recipe given SWITCHES (values with white space normalised)
+EXPECTED = {
+    "prepare_dump.sh": {"nj": "3", "cmd": "utils/run.pl", "fs": "16000", "train_config": "conf/train.yaml",
+                        "vad_config": "conf/vad.yaml", "audio_format": "flac", "train_set": "train",
+                        "train_data": "train_sp", "speed_perturb_factors": "0.9 1.0 1.1", "min_wav_duration": "0.5",
+                        "max_wav_duration": "20"},  # use_noise_ref: per recipe, below
+    "train.sh": {"cmd": "utils/run.pl", "ngpu": "2", "num_nodes": "2", "train_args": "--optim.lr 1e-4 --train.epochs 1",
+                 "init_param": "init.pth"},
+    "decode.sh": {"nj": "2", "cmd": "utils/run.pl", "use_gpu": "true", "model": "other.pth",
+                  "enhance_args": "--segment_seconds 6 --vad_threshold 0.6"},
+    "score_sets.sh": {"nj": "3", "cmd": "utils/run.pl", "title": "mytag", "published": "", "score_opts": "--pesq_mode nb",
+                      "valid_set": "valid", "inference_tag": "myenh", "scoring_protocol": "PESQ STOI"},
+}
+# a recipe's own options of a shared step (its corpus): allowed on top of EXPECTED
+OWN = {"prepare_dump.sh": {"noise_types", "audio_in_set"}, "train.sh": {"num_threads"}, "score_sets.sh": {"append_md"}}
+
+
+def dry_run(recipe: str, tmp_path: Path, *args) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    r = run_sh(recipe, *dirs(tmp_path), *CORPUS_ROOTS[recipe](tmp_path / "c"), "--dry_run", "true", *args)
+    return r, [shlex.split(m.group(1)) for m in map(DRY.search, r.stdout.splitlines()) if m]
+
+
+def split_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`--name value` pairs up to the first other word (a later one wins, as in utils/parse_options.sh)."""
+    opts, i = {}, 1
+    while i < len(argv) and argv[i].startswith("--"):
+        opts[argv[i][2:]] = " ".join(argv[i + 1].split())
+        i += 2
+    return opts, argv[i:]
+
+
+def step_options(script: str) -> set[str]:
+    """The options a steps/ script accepts: its column-0 `name=` lines (utils/parse_options.sh)."""
+    return set(re.findall(r"^([a-z][a-z0-9_]*)=", (EGS / "TEMPLATE" / "steps" / script).read_text(), re.M))
+
+
+def test_every_recipe_lists_the_shared_switches_in_its_help():
+    shared = option_names(SKELETON)
+    assert {"num_nodes", "fs", "vad_config", "published", "dry_run", *ESPNET_SWITCHES} <= set(shared)
+    for recipe in RECIPES:
+        out = run_sh(recipe, "--help").stdout
+        listed = set(re.findall(r"^  --(\w+) ", out, re.M))
+        assert set(shared) <= listed, f"{recipe}: --help lacks {sorted(set(shared) - listed)}"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_dry_run_gives_every_shared_step_the_switches(recipe, tmp_path):
+    noise_ref = "false" if recipe == "voicebank" else "true"   # VoiceBank ships no noise (refused, tested above)
+    r, cmds = dry_run(recipe, tmp_path, "--stage", 2, "--stop_stage", 5, *SWITCHES, "--use_noise_ref", noise_ref)
+    assert r.returncode == 0, r.stderr
+    assert list(tmp_path.iterdir()) == [], "a dry run wrote something"
+    steps = [c for c in cmds if c[0].startswith("steps/")]
+    assert [c[0] for c in steps] == ["steps/prepare_dump.sh", "steps/train.sh", "steps/decode.sh", "steps/decode.sh",
+                                     "steps/score_sets.sh"], cmds
+    exp = f"{tmp_path}/exp/mytag"
+    positional = {"train.sh": ["conf/train.yaml", f"{tmp_path}/dump/train_sp", f"{tmp_path}/dump/valid", exp],
+                  "score_sets.sh": [f"{tmp_path}/dump", exp, "test"]}
+    decoded = []
+    for argv in steps:
+        script = argv[0].split("/", 1)[1]
+        opts, args = split_options(argv)
+        want = dict(EXPECTED[script], **({"use_noise_ref": noise_ref} if script == "prepare_dump.sh" else {}))
+        got = {k: v for k, v in opts.items() if k in want}
+        assert got == want, f"{recipe}: {script} got {got}"
+        assert set(opts) - set(want) <= OWN.get(script, set()), f"{recipe}: {script}: {sorted(set(opts) - set(want))}"
+        assert set(opts) <= step_options(script), f"{script} does not take {sorted(set(opts) - step_options(script))}"
+        if script in positional:
+            assert args == positional[script], f"{recipe}: {script} {args}"
+        if script == "decode.sh":
+            decoded.append(args)
+        if script == "prepare_dump.sh":
+            assert args[:2] == [f"{tmp_path}/data", f"{tmp_path}/dump"] and args[2:], args
+    assert decoded == [[f"{tmp_path}/dump/{x}", exp, f"{exp}/myenh_{x}"] for x in ("valid", "test")]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_fs_reaches_stage_2_or_is_refused_by_a_16k_only_recipe(recipe, tmp_path):
+    r, cmds = dry_run(recipe, tmp_path, "--stage", 1, "--stop_stage", 2, "--fs", "8k")
+    if recipe in ("mini", "voiceprompts", "librispeech_demand"):   # 16 kHz corpora, not resampled
+        assert r.returncode != 0 and "--fs 8000: this recipe's corpus is 16 kHz and it does not resample" in r.stderr
+        assert cmds == [] and "line " not in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    dump = [split_options(c)[0] for c in cmds if c[0] == "steps/prepare_dump.sh"]
+    assert len(dump) == 1 and dump[0]["fs"] == "8000"
+
+
+# ---------------------------------------------------------------- steps/prepare_dump.sh
+def prepare_dump(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["steps/prepare_dump.sh", *map(str, args)], cwd=EGS / "mini", capture_output=True,
+                          text=True, env={**env(), "PATH": f"{ROOT / 'tools' / 'venv' / 'bin'}:{os.environ['PATH']}"},
+                          timeout=300)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("train speech_train noise_train --num 2", "no such file: {d}/data/speech_train/wav.scp (run stage 1)"),
+    ("train", "no such file: {d}/data/train/wav.scp (run stage 1)"),
+    ("train speech_train", "give <set>, or <set> <speech-list> <noise-list>"),
+    ("../x", "'../x' is not a set name"),
+])
+def test_prepare_dump_checks_its_inputs_before_writing(spec, message, tmp_path):
+    (tmp_path / "data").mkdir()
+    r = prepare_dump(tmp_path / "data", tmp_path / "dump", spec)
+    assert r.returncode != 0 and message.format(d=tmp_path) in r.stderr, r.stderr
+    assert not (tmp_path / "dump").exists()
+
+
+def write_wav(path: Path, fs: int, seconds: float, seed: int):
+    import numpy as np
+    import soundfile as sf
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(fs * seconds)) / fs
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (t > seconds / 3) + 0.01 * rng.standard_normal(t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype("float32"), fs)
+
+
+def test_prepare_dump_resamples_ready_made_mixtures_with_their_noise(tmp_path):
+    """A set of ready-made 48 kHz mixtures (VoiceBank's kind) -> a validated 16 kHz dump dir with VAD
+    labels and the noise reference; the speech/noise form with --per_condition auto is refused
+    without a list of SNRs."""
+    src = tmp_path / "data" / "test"
+    src.mkdir(parents=True)
+    for name in ("wav", "spk1", "noise1"):
+        lines = []
+        for i, utt in enumerate(("p1_001", "p1_002")):
+            write_wav(tmp_path / "corpus" / name / f"{utt}.wav", 48000, 1.0, i)
+            lines.append(f"{utt} {tmp_path}/corpus/{name}/{utt}.wav\n")
+        (src / f"{name}.scp").write_text("".join(lines))
+    (src / "utt2spk").write_text("p1_001 p1\np1_002 p1\n")
+    (src / "spk2utt").write_text("p1 p1_001 p1_002\n")
+    r = prepare_dump("--nj", 1, "--use_noise_ref", "true", tmp_path / "data", tmp_path / "dump", "test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = tmp_path / "dump" / "test"
+    for name in ("wav.scp", "spk1.scp", "noise1.scp", "utt2num_samples", "vad_labels.scp", "frame_shift", "utt2spk"):
+        assert (d / name).is_file(), name
+    assert (d / "utt2num_samples").read_text() == "p1_001 16000\np1_002 16000\n"
+    assert all(f"{tmp_path}/dump/audio/test/" in ln for ln in (d / "noise1.scp").read_text().splitlines())
+    assert sorted(p.name for p in (tmp_path / "dump").iterdir()) == ["audio", "test"]  # no temporary dir left
+    # --audio_in_set true (VoiceBank's, LibriSpeech+DEMAND's layout): the audio in dump/<set>/wav/, twice
+    for _ in range(2):
+        r = prepare_dump("--nj", 1, "--audio_in_set", "true", tmp_path / "data", tmp_path / "dump3", "test")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert sorted(p.name for p in (tmp_path / "dump3").iterdir()) == ["test"]
+        d = tmp_path / "dump3" / "test"
+        for name, sub in (("wav.scp", "noisy"), ("spk1.scp", "clean"), ("vad_labels.scp", "vad")):
+            assert all(Path(ln.split()[1].split(":")[0]).is_file() and f"{d}/wav/{sub}/" in ln
+                       for ln in (d / name).read_text().splitlines()), name
+    r = prepare_dump("--noise_types", "utt2spk", tmp_path / "data", tmp_path / "dump2",
+                     "test test test --per_condition auto --snrs uniform:0:5")
+    assert r.returncode != 0 and "--per_condition auto needs a list of SNRs" in r.stderr

@@ -66,8 +66,26 @@ def set_by_path(cfg: dict, dotted: str, value) -> None:
     node[keys[-1]] = value
 
 
-def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    """Apply ``['--a.b', '3', '--c', 'x']`` (or ``a.b=3``) to a copy of cfg; values parsed as YAML."""
+def unknown_sections(names, known) -> str | None:
+    """``unknown config section(s) 'x'; known sections: a, b`` when ``names`` holds one not in ``known``."""
+    unknown = [str(n) for n in names if n not in known]
+    if not unknown:
+        return None
+    return (f"unknown config section{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"known sections: {', '.join(sorted(known))}")
+
+
+def check_sections(cfg: dict, known, where, provenance=()) -> None:
+    """:class:`ConfigError` naming ``where`` when ``cfg`` has a top-level key neither in ``known`` nor in
+    ``provenance`` (keys the project writes itself, not listed to users), listing the known sections."""
+    problem = unknown_sections([k for k in cfg if k not in provenance], known)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
+def apply_overrides(cfg: dict, overrides: list[str], sections=None) -> dict:
+    """Apply ``['--a.b', '3', '--c', 'x']`` (or ``a.b=3``) to a copy of cfg; values parsed as YAML.
+    ``sections``: the valid top-level keys; an override of another fails naming it (ConfigError)."""
     cfg = copy.deepcopy(cfg)
     i = 0
     while i < len(overrides):
@@ -85,6 +103,9 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
             i += 1
         else:
             raise ValueError(f"cannot parse override {tok!r}: use --key value or key=value")
+        problem = None if sections is None else unknown_sections([key.replace("-", "_").split(".")[0]], sections)
+        if problem:
+            raise ConfigError(f"override --{key}: {problem}")
         set_by_path(cfg, key.replace("-", "_"), parse_yaml(raw, f"override --{key}") if raw != "" else "")
     return cfg
 

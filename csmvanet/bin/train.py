@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from csmvanet.base.config import apply_overrides, load_config
+from csmvanet.base.errors import TrainingError
 from csmvanet.experiment.checkpoint import CheckpointError
 
 
@@ -31,14 +31,13 @@ def main(argv=None, hooks=()) -> int:
     p.add_argument("--ngpu", type=int, default=0, help="GPUs (0: CPU)")
     args, overrides = p.parse_known_args(argv)
     try:
-        from csmvanet.train.trainer import TrainingError, train
+        from csmvanet.experiment.resolved_config import read_training_config
+        from csmvanet.train.trainer import train
     except ImportError as e:  # pragma: no cover - broken install
         print(f"csmvanet-train: {e}", file=sys.stderr)
         return 1
     try:
-        cfg = apply_overrides(load_config(args.config), overrides)
-        # the config file given, as ESPnet's config.yaml names it (its show_enh_score.sh greps ^config)
-        cfg = {"config": str(args.config), **{k: v for k, v in cfg.items() if k != "config"}}
+        cfg = read_training_config(args.config, overrides)
         train(cfg, args.train_dir, args.valid_dir, args.exp_dir, resume=args.resume, seed=args.seed,
               ngpu=args.ngpu, argv=argv, hooks=hooks)
     except (FileNotFoundError, ValueError, TrainingError, CheckpointError) as e:

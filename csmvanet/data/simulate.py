@@ -64,6 +64,31 @@ def _is_plain_path(value: str) -> bool:
     return not (sep and tail.isdigit() and head.endswith(".ark"))
 
 
+def _check_source(name: str, rate: int, channels: int, total: int, offset: int, sr: int) -> None:
+    """AudioError naming ``name`` unless it is mono at ``sr`` with samples past ``offset``."""
+    if rate != sr:
+        raise AudioError(f"{name}: sample rate {rate} Hz, expected {sr} Hz")
+    if channels != 1:
+        raise AudioError(f"{name}: {channels} channels, expected mono")
+    if total <= 0:
+        raise AudioError(f"{name}: zero samples")
+    if offset >= total:
+        raise AudioError(f"{name}: offset {offset} is past the end ({total} samples)")
+
+
+def _spans(offset: int, length: int, total: int, tile: bool):
+    """(source start, output start, count) of ``length`` samples read from ``offset`` of a ``total``-sample
+    source: wrapping around to its start (``tile``) or stopping at its end (the rest stays zero)."""
+    pos, off = 0, offset
+    while pos < length:
+        take = min(length - pos, total - off)
+        yield off, pos, take
+        pos += take
+        if not tile:
+            break
+        off = 0
+
+
 def read_segment(value: str, offset: int, length: int, sr: int, *, tile: bool) -> np.ndarray:
     """``length`` float64 samples from ``offset``; past the end: wrap around (tile) or zeros.
 
@@ -77,48 +102,20 @@ def read_segment(value: str, offset: int, length: int, sr: int, *, tile: bool) -
         check_complete(path)
         try:
             with sf.SoundFile(path) as f:
-                if f.samplerate != sr:
-                    raise AudioError(f"{path}: sample rate {f.samplerate} Hz, expected {sr} Hz")
-                if f.channels != 1:
-                    raise AudioError(f"{path}: {f.channels} channels, expected mono")
-                total = f.frames
-                if total <= 0:
-                    raise AudioError(f"{path}: zero samples")
-                if offset >= total:
-                    raise AudioError(f"{path}: offset {offset} is past the end ({total} samples)")
-                pos, off = 0, offset
-                while pos < length:
-                    take = min(length - pos, total - off)
+                _check_source(path, f.samplerate, f.channels, f.frames, offset, sr)
+                for off, pos, take in _spans(offset, length, f.frames, tile):
                     f.seek(off)
                     chunk = f.read(take, dtype="float64", always_2d=True)
                     if chunk.shape[0] != take:
                         raise AudioError(f"{path}: truncated (read {chunk.shape[0]} of {take} samples at {off})")
                     out[pos:pos + take] = chunk[:, 0]
-                    pos += take
-                    if not tile:
-                        break
-                    off = 0
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
             raise unreadable_error(path, e) from None
         return out
     data, rate = read_audio(value)
-    if rate != sr:
-        raise AudioError(f"{value}: sample rate {rate} Hz, expected {sr} Hz")
-    if data.ndim != 1:
-        raise AudioError(f"{value}: {data.shape[1]} channels, expected mono")
-    total = data.shape[0]
-    if total == 0:
-        raise AudioError(f"{value}: zero samples")
-    if offset >= total:
-        raise AudioError(f"{value}: offset {offset} is past the end ({total} samples)")
-    pos, off = 0, offset
-    while pos < length:
-        take = min(length - pos, total - off)
+    _check_source(value, rate, 1 if data.ndim == 1 else data.shape[1], data.shape[0], offset, sr)
+    for off, pos, take in _spans(offset, length, data.shape[0], tile):
         out[pos:pos + take] = data[off:off + take]
-        pos += take
-        if not tile:
-            break
-        off = 0
     return out
 
 

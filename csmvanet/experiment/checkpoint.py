@@ -184,10 +184,6 @@ def average_state_dicts(states: list[dict]) -> dict:
     return out
 
 
-def average_checkpoints(paths: list[str | os.PathLike]) -> dict:
-    return average_state_dicts([load_model_state(p) for p in paths])
-
-
 # ------------------------------------------------------------------------------- best-N bookkeeping
 
 _MAXIMISED = {"pesq", "stoi", "estoi", "csig", "cbak", "covl", "sisnr", "si_snr", "snr", "ssnr", "acc",

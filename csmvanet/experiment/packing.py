@@ -30,10 +30,9 @@ from csmvanet.experiment.resolved_config import CHECKPOINT_ORDER, CONFIG_FILE
 def _training_data(exp_dir: Path, cfg: dict) -> dict:
     """Training/validation data dirs as far as the experiment dir records them."""
     found: dict = {}
-    for section in (cfg, cfg.get("data") if isinstance(cfg.get("data"), dict) else {}):
-        for k, v in section.items():
-            if isinstance(v, (str, int, float)) and ("train" in k or "valid" in k) and ("dir" in k or "scp" in k):
-                found[k] = str(v)
+    for k, v in cfg.items():
+        if isinstance(v, (str, int, float)) and ("train" in k or "valid" in k) and ("dir" in k or "scp" in k):
+            found[k] = str(v)
     run_sh = exp_dir / "run.sh"
     if run_sh.is_file():
         toks = run_sh.read_text().replace("\\\n", " ").split()

@@ -1,12 +1,16 @@
 """The experiment layer: a config resolved once into typed sections, the model and loss built from
 them, and the layout of an experiment dir.
 
-``Experiment.from_config(cfg)`` checks every section once (``stft``, ``model``, ``loss``, ``optim``,
-``scheduler``, ``train``; an unknown key fails naming it and listing the valid ones), fills in the
-training defaults and keeps the resolved dict as ``config``: what ``E/config.yaml`` holds and what a
-resume compares with. The model and loss are built from the parsed sections (the stft section is
-parsed once and handed to both). Trainer, Enhancer (through :mod:`csmvanet.experiment.model_files`),
-csmvanet-average and csmvanet-pack consume it.
+A training config has the sections :data:`CONFIG_SECTIONS`; another top-level key fails naming it
+(:func:`read_training_config` names the file or the override). ``Experiment.from_config(cfg)``
+checks every section once (``stft``, ``model``, ``loss``, ``optim``, ``scheduler``, ``train``; an
+unknown key fails naming it and listing the valid ones; the model's values are checked by
+:meth:`CSMVANet.check_config`), fills in the training defaults and keeps the resolved dict as
+``config``: what ``E/config.yaml`` holds and what a resume compares with. The model and loss are
+built from the parsed sections (the stft section is parsed once and handed to both). The trainer
+(one ``Experiment`` per training, handed to every process), csmvanet-average and csmvanet-pack
+consume it; the Enhancer builds its model from a model file's config with
+:func:`csmvanet.nets.build_model` (:mod:`csmvanet.experiment.model_files`), not through this layer.
 
 Experiment dir ``E``: ``config.yaml`` (resolved config), ``run.sh`` (re-runs the training),
 ``train.log``, ``checkpoint_last.pth`` (resume state), ``epoch<N>.pth``, ``history.json``,
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from csmvanet.audio.stft import STFTConfig
 from csmvanet.base.atomic_files import atomic_write_text
-from csmvanet.base.config import dump_config, load_config, section_options
+from csmvanet.base.config import apply_overrides, check_sections, dump_config, load_config, section_options
 from csmvanet.base.errors import ConfigError, TrainingError
 from csmvanet.base.version import __version__, git_hash
 from csmvanet.experiment import checkpoint as ckpt
@@ -92,6 +96,20 @@ TRAIN_DEFAULTS = _defaults(TrainOptions)
 OPTIM_DEFAULTS = _defaults(OptimOptions)
 SCHED_DEFAULTS = _defaults(SchedulerOptions)
 _SECTIONS = (("train", TrainOptions), ("optim", OptimOptions), ("scheduler", SchedulerOptions))
+#: The sections of a training config. ``config`` (:data:`PROVENANCE_KEYS`): the config file a
+#: training was started with, written first into E/config.yaml (ESPnet's show_enh_score.sh greps it).
+CONFIG_SECTIONS = ("stft", "model", "loss", "optim", "scheduler", "train")
+PROVENANCE_KEYS = ("config",)
+
+
+def read_training_config(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The config of ``path`` with command-line ``overrides`` (``--train.epochs 10``) applied and the
+    file's name as its ``config`` key; a section not in :data:`CONFIG_SECTIONS` fails naming the file
+    or the override and listing the known ones (the sections' keys and values: :meth:`Experiment.from_config`)."""
+    cfg = load_config(path)
+    check_sections(cfg, CONFIG_SECTIONS, path, PROVENANCE_KEYS)
+    cfg = apply_overrides(cfg, list(overrides), sections=CONFIG_SECTIONS)
+    return {"config": str(path), **{k: v for k, v in cfg.items() if k != "config"}}
 
 
 def resolve_config(cfg: dict, seed: int | None = None) -> dict:
@@ -138,6 +156,7 @@ class Experiment:
     @classmethod
     def from_config(cls, cfg: dict, seed: int | None = None) -> "Experiment":
         """Check every section, fill in the training defaults; ``seed`` overrides train.seed."""
+        check_sections(cfg, CONFIG_SECTIONS, "config", PROVENANCE_KEYS)
         cfg = copy.deepcopy(cfg)
         typed = {}
         for name, kind in _SECTIONS:
@@ -152,7 +171,9 @@ class Experiment:
             raise ConfigError(f"optim.name {typed['optim'].name!r}: only adamw is implemented")
         if str(typed["scheduler"].name).lower() not in ("steplr", "none"):
             raise ConfigError(f"scheduler.name {typed['scheduler'].name!r}: use steplr or none")
-        return cls(cfg, STFTConfig.from_dict(cfg.get("stft")), model_options(cfg), loss_weights(cfg), **typed)
+        model = model_options(cfg)
+        CSMVANet.check_config(model)
+        return cls(cfg, STFTConfig.from_dict(cfg.get("stft")), model, loss_weights(cfg), **typed)
 
     @classmethod
     def from_dir(cls, exp_dir: str | Path) -> "Experiment":
@@ -256,6 +277,6 @@ def average(exp_dir, criterion: str = "valid.loss", nbest: int | None = None) ->
     return ckpt.update_best(exp_dir, ckpt.read_history(exp_dir), criterion, nbest)
 
 
-__all__ = ["CHECKPOINT_ORDER", "CONFIG_FILE", "Experiment", "LAST_CHECKPOINT", "OPTIM_DEFAULTS", "OptimOptions",
-           "SCHED_DEFAULTS", "SchedulerOptions", "TRAIN_DEFAULTS", "TrainOptions", "average", "resolve_config",
-           "write_run_files"]
+__all__ = ["CHECKPOINT_ORDER", "CONFIG_FILE", "CONFIG_SECTIONS", "Experiment", "LAST_CHECKPOINT", "OPTIM_DEFAULTS",
+           "OptimOptions", "SCHED_DEFAULTS", "SchedulerOptions", "TRAIN_DEFAULTS", "TrainOptions", "average",
+           "read_training_config", "resolve_config", "write_run_files"]

@@ -26,10 +26,13 @@ kept its random initial value. Attention over frequency (at most 26 bins) is not
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
 from csmvanet.audio.stft import STFTConfig, analyse, synthesise
+from csmvanet.base.errors import ConfigError
 from csmvanet.nets.conformer import TFConformer
 from csmvanet.nets.msgc import DecoderBlock, EncoderBlock, conv_norm_act
 from csmvanet.nets.vad_decoder import VADDecoder
@@ -44,17 +47,60 @@ def _halved(bins: int, times: int) -> list[int]:
     return out
 
 
+def _count(key: str, v, least: int = 1) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ConfigError(f"model.{key}: {v!r} must be {'a positive' if least == 1 else 'a non-negative'} integer")
+
+
+def _fraction(key: str, v, hi_open: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"model.{key}: {v!r} is not a number")
+    if not (0 <= v < 1 if hi_open else 0 <= v <= 1):      # NaN fails too
+        raise ConfigError(f"model.{key}: {v!r} is outside [0, 1{')' if hi_open else ']'}")
+
+
+def check_options(o: dict) -> None:
+    """:class:`ConfigError` naming the first ``model.<key>`` of ``o`` (every constructor value of
+    :class:`CSMVANet`) that the network cannot be built with, or would train with a meaningless value
+    (``vad_floor`` 2)."""
+    channels, kernel_size = o["channels"], o["kernel_size"]
+    if (not isinstance(channels, (list, tuple)) or not channels
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)):
+        raise ConfigError(f"model.channels: {channels!r} must be a non-empty list of positive integers")
+    for key in ("heads", "ff_mult", "conv_kernel", "conv_expansion", "vad_kernel", "rel_pos_max"):
+        _count(key, o[key])
+    _count("num_conformers", o["num_conformers"], least=0)
+    if o["rel_pos_clamp"] is not None:
+        _count("rel_pos_clamp", o["rel_pos_clamp"])
+    if (not isinstance(kernel_size, (list, tuple)) or len(kernel_size) != 2
+            or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in kernel_size)):
+        raise ConfigError(f"model.kernel_size: {kernel_size!r} must be two positive integers (time, frequency)")
+    _fraction("dropout", o["dropout"], hi_open=True)
+    _fraction("vad_floor", o["vad_floor"])
+    for key in ("msgc", "vad_decoder", "normalize_input"):
+        if not isinstance(o[key], bool):
+            raise ConfigError(f"model.{key}: {o[key]!r} must be true or false")
+
+
 class CSMVANet(nn.Module):
+    """The network; every constructor value is checked first (:func:`check_options`)."""
+
+    @classmethod
+    def check_config(cls, options: dict) -> None:
+        """Check ``model`` section ``options`` (its keys valid) as the constructor would, without
+        building anything: the defaults of the constructor for the keys not given."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        check_options({**{p.name: p.default for p in params if p.default is not p.empty}, **options})
+
     def __init__(self, stft_cfg: STFTConfig, channels=(24, 48, 96, 192), num_conformers: int = 4,
                  heads: int = 4, ff_mult: int = 4, conv_kernel: int = 31, conv_expansion: int = 2,
                  dropout: float = 0.2, kernel_size=(3, 3), msgc: bool = True, vad_decoder: bool = True,
                  vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True,
                  rel_pos_max: int = 512, rel_pos_clamp: int | None = None):
+        check_options(locals())
         super().__init__()
         self.grad_checkpoint = False      # set_grad_checkpointing (train.grad_checkpoint), not a model option
         channels = list(channels)
-        if len(channels) < 1:
-            raise ValueError("model.channels must list at least one encoder width")
         self.stft_cfg = stft_cfg
         self.normalize_input = normalize_input
         self.vad_floor = float(vad_floor)

@@ -1,4 +1,4 @@
-"""Human-readable summaries of a model: parameters per module, shapes, FLOPs."""
+"""Human-readable summaries of a model: parameters per module, feature shapes."""
 from __future__ import annotations
 
 import torch
@@ -27,15 +27,3 @@ def describe(cfg: dict, seconds: float = 2.0) -> str:
     lines.append("frequency bins per encoder level: " + " -> ".join(str(b) for b in model.bins))
     lines.append(f"params: {total}")
     return "\n".join(lines)
-
-
-def flops_per_step(model: torch.nn.Module, batch: int, samples: int, backward: bool = True) -> float:
-    """FLOPs of one forward (+ backward, counted as 2x forward) pass, by torch's FLOP counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.randn(batch, samples)
-    with FlopCounterMode(display=False) as fc:
-        out = model(x)
-        if backward:
-            out["wave"].sum().backward()
-    return float(fc.get_total_flops())

@@ -83,11 +83,6 @@ class FileLogging:
             h.close()
 
 
-def flush_logs() -> None:
-    for h in logging.getLogger("csmvanet").handlers:
-        h.flush()
-
-
 class Reporter:
     """Running means of an epoch, step/epoch log lines, tensorboard and curves of one run."""
 

@@ -54,8 +54,7 @@ from csmvanet.base.errors import TrainingError
 from csmvanet.base.rng import rng_state, seed_all, set_rng_state
 from csmvanet.data.dataset import GlobalBatchSampler, TrainSegments, WholeUtterances, collate
 from csmvanet.experiment import checkpoint as ckpt
-from csmvanet.experiment.resolved_config import (LAST_CHECKPOINT, OPTIM_DEFAULTS, SCHED_DEFAULTS, TRAIN_DEFAULTS, Experiment,
-                                                 average, finished_run_files, resolve_config, write_run_files)
+from csmvanet.experiment.resolved_config import LAST_CHECKPOINT, Experiment, finished_run_files, write_run_files
 from csmvanet.nets.loss import TERMS, autocast, fp32_outputs
 from csmvanet.train.distributed import (DistInfo, all_ranks, any_rank, gather_objects, in_torchrun, ranks_identical,
                                         setup_distributed, spawn_local, teardown_distributed)
@@ -75,8 +74,8 @@ def _worker_ignores_sigterm(_worker_id: int) -> None:
 class Trainer:
     """The training loop of one process (one rank): epochs of optimizer steps, validation, checkpoints.
 
-    ``cfg`` is a resolved config (:func:`csmvanet.experiment.resolved_config.resolve_config`) or an :class:`Experiment`;
-    ``hooks``: objects with ``after_step(trainer)`` (see the module doc).
+    ``cfg``: the :class:`Experiment` of the training (what :func:`train` resolved; a config dict is
+    resolved here), its only source of settings; ``hooks``: objects with ``after_step(trainer)``.
     """
 
     def __init__(self, cfg: dict | Experiment, train_dir, valid_dir, exp_dir, *, dist: DistInfo | None = None,
@@ -422,30 +421,29 @@ class Trainer:
 
 def train(cfg: dict, train_dir, valid_dir, exp_dir, *, resume: bool = False, seed: int | None = None,
           ngpu: int = 0, nproc: int | None = None, argv: list[str] | None = None, hooks=()) -> dict:
-    """Resolve the config, set up the processes and run the training; returns the last epoch's values.
+    """Resolve the config (once: every process gets this :class:`Experiment`), set up the processes and
+    run the training; returns the last epoch's values.
 
     Under torchrun (WORLD_SIZE > 1 in the environment) this process is one rank. Otherwise ``nproc``
     local processes are spawned (default: ``ngpu`` when > 1, else 1); ``ngpu`` 0 with ``nproc`` > 1
     is DDP on the CPU (gloo). ``hooks`` go to every process's Trainer (picklable when spawned).
     """
-    cfg = resolve_config(cfg, seed)
+    experiment = Experiment.from_config(cfg, seed)
     if nproc is None:
         nproc = ngpu if ngpu > 1 else 1
     if nproc > 1 and not in_torchrun():
         if ngpu > 0 and (not torch.cuda.is_available() or torch.cuda.device_count() < nproc):
             raise TrainingError(f"--ngpu {ngpu}: only {torch.cuda.device_count()} CUDA device(s) here")
-        spawn_local(nproc, _train_process, cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv, list(hooks))
+        spawn_local(nproc, _train_process, experiment, train_dir, valid_dir, exp_dir, resume, ngpu, argv,
+                    list(hooks))
         return ckpt.read_history(exp_dir)[-1]
-    return _train_process(cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv, list(hooks))
+    return _train_process(experiment, train_dir, valid_dir, exp_dir, resume, ngpu, argv, list(hooks))
 
 
-def _train_process(cfg, train_dir, valid_dir, exp_dir, resume, ngpu, argv, hooks=()) -> dict:
+def _train_process(experiment, train_dir, valid_dir, exp_dir, resume, ngpu, argv, hooks=()) -> dict:
     dist = setup_distributed(ngpu)
     try:
-        return Trainer(cfg, train_dir, valid_dir, exp_dir, dist=dist, resume=resume, argv=argv, hooks=hooks).run()
+        return Trainer(experiment, train_dir, valid_dir, exp_dir, dist=dist, resume=resume, argv=argv, hooks=hooks).run()
     finally:
         teardown_distributed(dist)
 
-# names that were defined here before the split (entry points and benchmarks import them from here)
-__all__ = ["OPTIM_DEFAULTS", "SCHED_DEFAULTS", "TERMS", "TRAIN_DEFAULTS", "Trainer", "TrainingError", "average",
-           "resolve_config", "train"]

@@ -7,7 +7,7 @@
 #   ./run.sh --stage 2 --stop_stage 2 --num_train 20000 --dumpdir dump_20k    # a smaller training set
 #
 # Stages: 0 download (local/download.sh), 1 speech and noise lists (local/data_prep.sh; DEMAND
-# channels not at 16 kHz are resampled), 2 simulation + VAD labels (local/prepare_dump.sh), 3 train,
+# channels not at 16 kHz are resampled), 2 simulation + VAD labels (steps/prepare_dump.sh), 3 train,
 # 4 enhance the valid and test sets, 5 score them -> $expdir/<tag>/RESULTS.md. Run it from this folder.
 set -euo pipefail
 if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
@@ -17,7 +17,7 @@ fi
 . steps/recipe.sh                 # the options every recipe has (./run.sh --help lists them all)
 
 nj=8                              # parallel jobs: simulation, VAD labels, enhancement, scoring
-fs=16000                          # sample rate of the mixtures
+fs=16000                          # sample rate of the mixtures (16000 only: LibriSpeech is not resampled)
 train_sets=train-clean-100        # LibriSpeech training subsets (add train-clean-360 for more)
 test_noises="PCAFETER PSTATION NRIVER"   # unseen at training; every other DEMAND environment trains
 demand_channels=01                # DEMAND microphone(s) used as noise signals
@@ -30,7 +30,6 @@ num_test_per_cond=50              # clips per test noise and SNR: 3 x 5 x 50 = 7
 test_seconds=0                    # test clip length; 0: whole test-clean utterances
 seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # the paper's config
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 published=conf/published.yaml     # overall published numbers (Table I columns) of the test set, marked 'published'
 published_table2=conf/published_table2.md   # the paper's Table II, appended to RESULTS.md
 check_md5=true                    # check the md5 sums of the downloads
@@ -41,50 +40,38 @@ check_md5=true                    # check the md5 sums of the downloads
 librispeech_root=$LIBRISPEECH     # holds LibriSpeech/ (db.sh: LIBRISPEECH)
 demand_root=$DEMAND               # holds <ENV>/chNN.wav (db.sh: DEMAND)
 recipe_init "$@"
+recipe_ints num_train num_valid num_test_per_cond seed
+recipe_only_fs 16000                 # LibriSpeech is 16 kHz and its speech is not resampled here
 
 if run_stage 0 "LibriSpeech ($train_sets dev-clean test-clean) into $librispeech_root, DEMAND into $demand_root"; then
-  local/download.sh --train_sets "$train_sets" --check_md5 "$check_md5" "$librispeech_root" "$demand_root"
+  recipe_run local/download.sh --train_sets "$train_sets" --check_md5 "$check_md5" "$librispeech_root" "$demand_root"
 fi
 
 if run_stage 1 "speech lists $datadir/speech_{train,dev,test}, noise lists $datadir/noise_{train,test}"; then
   # shellcheck disable=SC2086  # options of local/data_prep.sh
-  local/data_prep.sh $local_data_opts --train_sets "$train_sets" --test_noises "$test_noises" --demand_channels "$demand_channels" \
+  recipe_run local/data_prep.sh $local_data_opts --train_sets "$train_sets" --test_noises "$test_noises" --demand_channels "$demand_channels" \
     --fs "$fs" "$librispeech_root" "$demand_root" "$datadir"
 fi
 
 if run_stage 2 "simulate train ($num_train x ${train_seconds} s, SNR $train_snrs), valid ($num_valid, dev-clean), test (3 noises x {$test_snrs} dB x $num_test_per_cond) into $dumpdir"; then
-  local/prepare_dump.sh --nj "$nj" --cmd "$train_cmd" --fs "$fs" --train_config "$train_config" \
-    --vad_config "$vad_config" --num_train "$num_train" --train_seconds "$train_seconds" \
-    --train_snrs "$train_snrs" --num_valid "$num_valid" --test_snrs "$test_snrs" \
-    --num_test_per_cond "$num_test_per_cond" --test_seconds "$test_seconds" --seed "$seed" \
-    --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" "$datadir" "$dumpdir"
-  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
-    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
-      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
-      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
-  fi
+  # each set: <set> <speech list> <noise list> <csmvanet-simulate options> (steps/prepare_dump.sh)
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" --noise_types noise2type --audio_in_set true "$datadir" "$dumpdir" \
+    "train speech_train noise_train --num $num_train --length $train_seconds --snrs=$train_snrs --seed $seed" \
+    "valid speech_dev noise_train --num $num_valid --length $train_seconds --snrs=$train_snrs --seed $((seed + 1))" \
+    "test speech_test noise_test --per_condition $num_test_per_cond --length $test_seconds --snrs=$test_snrs --seed $((seed + 2))"
 fi
 
 if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
-    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
+  recipe_run steps/train.sh "${stage3_opts[@]}" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
 if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/${inference_tag}_<set>"; then
   for x in $valid_set $test_sets; do
-    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
+    recipe_run steps/decode.sh "${stage4_opts[@]}" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
 fi
 
 if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (Table II: per noise and SNR)"; then
-  score_ok=true
-  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --published "$published" \
-    --score_opts "$score_opts" --valid_set "$valid_set" \
-    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets || score_ok=false
-  # the paper's Table II for comparison, after our report
-  { cat "$exp/RESULTS.md"; echo; cat "$published_table2"; } > "$exp/RESULTS.md.tmp"
-  mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
-  $score_ok || exit 1
+  recipe_run steps/score_sets.sh "${stage5_opts[@]}" --append_md "$published_table2" "$dumpdir" "$exp" $test_sets
 fi
 log "Done (stages $stage-$stop_stage)"

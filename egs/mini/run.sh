@@ -5,7 +5,7 @@
 #
 #   0  make the corpus (speech-like utterances of 9 speakers, 6 noise types)    local/download.sh     -> corpus/
 #   1  data prep: speech lists by speaker split, noise lists                     local/data_prep.sh    -> data/
-#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  local/prepare_dump.sh -> dump/
+#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  steps/prepare_dump.sh -> dump/
 #   3  train                                                                    steps/train.sh        -> exp/<tag>/
 #   4  enhance the valid and test sets                                          steps/decode.sh       -> exp/<tag>/enhanced_<set>/
 #   5  score them                                                               steps/score_sets.sh   -> exp/<tag>/RESULTS.md
@@ -25,48 +25,41 @@ train_snrs=uniform:-5:10          # training SNRs in dB
 test_snrs=-5,0,5                  # valid/test SNRs in dB, one drawn per utterance
 seed=1                            # simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # the mini config (a small CSM-VANet)
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 
 . ./path.sh
 . ./cmd.sh
 recipe_init "$@"
-[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
+recipe_ints utts_per_speaker num_train seed
+recipe_only_fs 16000                 # the embedded corpus is 16 kHz (--fs is refused otherwise)
 
 if run_stage 0 "embedded corpus -> $corpus"; then
-  local/download.sh --utts_per_speaker "$utts_per_speaker" "$corpus"
+  recipe_run local/download.sh --utts_per_speaker "$utts_per_speaker" "$corpus"
 fi
 
 if run_stage 1 "data prep -> $datadir"; then
   # shellcheck disable=SC2086  # options of local/data_prep.sh
-  local/data_prep.sh $local_data_opts "$corpus" "$datadir"
+  recipe_run local/data_prep.sh $local_data_opts "$corpus" "$datadir"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
-  local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
-    --num_train "$num_train" --train_snrs "$train_snrs" --test_snrs "$test_snrs" --seed "$seed" \
-    --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" "$datadir" "$dumpdir"
-  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
-    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
-      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
-      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
-  fi
+  # each set: <set> <speech list> <noise list> <csmvanet-simulate options> (steps/prepare_dump.sh)
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" "$datadir" "$dumpdir" \
+    "train speech_train noise_train --num $num_train --length 2 --snrs $train_snrs --seed $seed" \
+    "valid speech_valid noise_train --snrs $test_snrs --seed $((seed + 1))" \
+    "test speech_test noise_test --snrs $test_snrs --seed $((seed + 2))"
 fi
 
 if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args" \
-    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
+  recipe_run steps/train.sh "${stage3_opts[@]}" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
 if run_stage 4 "enhance $valid_set $test_sets with $exp/$inference_model -> $exp/${inference_tag}_<set>"; then
   for x in $valid_set $test_sets; do
-    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
+    recipe_run steps/decode.sh "${stage4_opts[@]}" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
 fi
 
 if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
-  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
-    --score_opts "$score_opts" --valid_set "$valid_set" \
-    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets
+  recipe_run steps/score_sets.sh "${stage5_opts[@]}" "$dumpdir" "$exp" $test_sets
 fi
 log "Done (stages $stage-$stop_stage)"

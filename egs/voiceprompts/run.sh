@@ -7,7 +7,7 @@
 #   0  apt-get download + dpkg-deb -x the 5 packages, decode to 16 kHz          local/download.sh     -> downloads/, corpus/
 #   1  data prep: utterances of several prompts with pauses, split by language/speaker;
 #      noise lists split by recording (+ babble, coloured noise)                local/data_prep.sh    -> data/{speech,noise}_<set>, dump/audio/{speech,noise}_<set>
-#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  local/prepare_dump.sh -> dump/<set>, dump/audio/<set>
+#   2  simulate mixtures (train 2 s clips, valid/test whole utterances) + VAD labels  steps/prepare_dump.sh -> dump/<set>, dump/audio/<set>
 #   3  train                                                                     steps/train.sh        -> exp/<tag>/
 #   4  choose vad_floor and the VAD threshold on valid (csmvanet-tune-inference -> exp/<tag>/inference.yaml),
 #      enhance valid and test with them; compare floors 1, 0 and the chosen one on test   steps/decode.sh -> exp/<tag>/enhanced_<set>/, floors_<set>.md
@@ -37,45 +37,42 @@ train_config=conf/train.yaml      # csmvanet-train config (the shipped model's; 
 train_threads=1                   # stage 3 torch threads (empty: every core); 1 rebuilds the shipped model bit for bit (same torch build)
 tune_args="--floors 0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --snr_limits none,20,15 --keep_stoi --stoi_se 1 --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4 (see README.md)
 compare_floors="1 0"              # stage 4/5: vad_floor values compared with the chosen one on the test sets (input_mix 0 and the chosen one)
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
 
 . ./path.sh
 . ./cmd.sh
 recipe_init "$@"
-[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz and it does not resample (16000 only)"
+recipe_ints num_train seed
+recipe_only_fs 16000                 # the prompts are decoded to 16 kHz (--fs is refused otherwise)
 
 if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
   # shellcheck disable=SC2086
-  local/download.sh --check_sha256 "$check_sha256" --nj "$nj" "$downloads" "$corpus" $packages
+  recipe_run local/download.sh --check_sha256 "$check_sha256" --nj "$nj" "$downloads" "$corpus" $packages
 fi
 
 if run_stage 1 "data prep -> $datadir, audio -> $dumpdir/audio (valid languages: $valid_langs; test languages: $test_langs)"; then
   # shellcheck disable=SC2086  # options of local/data_prep.sh
-  local/data_prep.sh $local_data_opts --valid_langs "$valid_langs" --test_langs "$test_langs" --seed "$seed" \
+  recipe_run local/data_prep.sh $local_data_opts --valid_langs "$valid_langs" --test_langs "$test_langs" --seed "$seed" \
     --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
-  local/prepare_dump.sh --nj "$nj" --train_config "$train_config" --vad_config "$vad_config" \
-    --num_train "$num_train" --train_seconds "$train_seconds" --train_snrs "$train_snrs" \
-    --test_snrs "$test_snrs" --seed "$seed" --use_noise_ref "$use_noise_ref" --audio_format "$audio_format" \
-    "$datadir" "$dumpdir"
-  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
-    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
-      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
-      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
-  fi
+  # each set: <set> <speech list> <noise list> <csmvanet-simulate options> (steps/prepare_dump.sh); test:
+  # every (noise type, SNR) pair equally often, as many per pair as the test utterances allow
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" "$datadir" "$dumpdir" \
+    "train speech_train noise_train --num $num_train --length $train_seconds --snrs $train_snrs --seed $seed" \
+    "valid speech_valid noise_valid --snrs $test_snrs --seed $((seed + 1))" \
+    "test speech_test noise_test --per_condition auto --snrs $test_snrs --seed $((seed + 2))"
 fi
 
 if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --num_threads "$train_threads" --train_args "$train_args" \
-    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
+  recipe_run steps/train.sh "${stage3_opts[@]}" --num_threads "$train_threads" \
+    "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
 if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid_set $test_sets; compare vad_floor $compare_floors + chosen on $test_sets"; then
   if [ -f "$exp/$inference_model" ]; then   # a model of this experiment: its settings are chosen here
     # shellcheck disable=SC2086
-    $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
+    recipe_run $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
       --checkpoint "$inference_model" --data_dir "$dumpdir/$valid_set" --no_progress $tune_args
     log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|snr_limit|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
   fi
@@ -84,13 +81,12 @@ if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid
     mixes="0,$(awk '/^input_mix:/ { print $2 }' "$exp/inference.yaml")"
     limits="none,$(awk '/^snr_limit:/ { print ($2 == "null" ? "none" : $2) }' "$exp/inference.yaml")"
     for x in $test_sets; do
-      $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
+      recipe_run $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
         --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --snr_limits "$limits" --report "$exp/floors_$x.md" --no_progress &
     done
   fi
   for x in $valid_set $test_sets; do
-    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
+    recipe_run steps/decode.sh "${stage4_opts[@]}" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
   wait_failed=0
   for job in $(jobs -p); do wait "$job" || wait_failed=1; done
@@ -102,15 +98,13 @@ if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor 
   if [ -f "$exp/inference.yaml" ]; then   # VAD metrics at the threshold chosen on validation
     vad_opts="--vad_threshold $(awk '/^vad_threshold:/ { print $2 }' "$exp/inference.yaml")"
   fi
-  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" \
-    --score_opts "$vad_opts $score_opts" --valid_set "$valid_set" \
-    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets
+  recipe_run steps/score_sets.sh "${stage5_opts[@]}" --score_opts "$vad_opts $score_opts" "$dumpdir" "$exp" $test_sets
   for x in $test_sets; do
-    [ -f "$exp/floors_$x.md" ] || continue
+    if $dry_run || [ ! -f "$exp/floors_$x.md" ]; then continue; fi
     { echo; echo "## vad_floor on $x: 1 = stage 1 alone, 0 = the paper's stage 2, and the floor chosen on $valid_set (each with input_mix 0 and the chosen one)"
       echo; cat "$exp/floors_$x.md"; } >> "$exp/RESULTS.md"
   done
-  if [ -f "$exp/$inference_model" ]; then
+  if ! $dry_run && [ -f "$exp/$inference_model" ]; then
     mkdir -p "$exp/packed"
     csmvanet-pack --exp_dir "$exp" --checkpoint "$inference_model" --out "$exp/packed/model.pth" \
       > "$exp/packed.log"

@@ -9,8 +9,15 @@
 #   . ./path.sh; . ./cmd.sh; . ./db.sh
 #   corpus_root=$CORPUS                # corpus root (db.sh: CORPUS)
 #   recipe_init "$@"                   # parse and check the command line; sets $tag, $exp, ...
-#   if run_stage 0 "get the corpus"; then local/download.sh "$corpus_root"; fi
+#   if run_stage 0 "get the corpus"; then recipe_run local/download.sh "$corpus_root"; fi
 #   ...
+#   if run_stage 3 "train"; then
+#     recipe_run steps/train.sh "${stage3_opts[@]}" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
+#   fi
+#
+# The options of the shared steps of stages 2-5 (steps/prepare_dump.sh, train.sh, decode.sh,
+# score_sets.sh) are made here once, from the command line, as the arrays stage2_opts .. stage5_opts:
+# a run.sh passes them and adds only its corpus' own (a later --option wins).
 #
 # Every `name=value` line at column 0 above `recipe_init` in run.sh, and above the first function
 # here, is an option (`--name value`), listed by `./run.sh --help` with its default (the value the
@@ -22,12 +29,14 @@ stop_stage=5                      # last stage to run (0-5, not below --stage)
 skip_data_prep=false              # skip stages 0-2 (corpus, data dirs, dump dirs): they are there
 skip_train=false                  # skip stage 3 (training): exp/<tag> holds the model
 skip_eval=false                   # skip stages 4-5 (enhancement and scoring)
+dry_run=false                     # print the commands each stage would run (their options checked), run nothing
 nj=4                              # parallel jobs (data preparation, scoring)
 inference_nj=                     # parallel jobs of stage 4 (empty: --nj)
 gpu_inference=false               # stage 4 on GPUs: one per job, csmvanet-enhance --device cuda
 inference_model=valid.loss.ave.pth  # the weights file of exp/<tag> that stage 4 uses (or a path)
 enhance_args=                     # extra csmvanet-enhance options of stage 4, e.g. "--segment_seconds 6"
 score_opts=                       # extra csmvanet-score options of stage 5, e.g. "--vad_threshold 0.6"
+published=                        # YAML of published rows for the test sets' tables of stage 5 (marked 'published')
 datadir=data                      # stage 1 output: data dirs / lists pointing into the corpus
 dumpdir=dump                      # stage 2 output: the data dirs used for training and testing
 expdir=exp                        # experiments: $expdir/<tag>
@@ -35,6 +44,7 @@ train_set=train                   # the training set (a data dir of $dumpdir)
 valid_set=valid                   # the validation set: the checkpoint is chosen on it; decoded and scored too
 test_sets=test                    # the test sets: decoded and scored (stages 4-5)
 train_config=conf/train.yaml      # csmvanet-train config
+vad_config=conf/vad.yaml          # VAD label settings of stage 2 (csmvanet.data.vad.VADLabelConfig)
 train_args=                       # extra csmvanet-train options, e.g. "--train.epochs 10"
 tag=                              # experiment name (empty: csmvanet_<config name>)
 ngpu=1                            # GPUs per node for training (0: CPU; N > 1: DDP through torchrun)
@@ -135,7 +145,7 @@ recipe_init() {
     recipe_die "--stop_stage $stop_stage is below --stage $stage: no stage would run"
   fi
   local b
-  for b in skip_data_prep skip_train skip_eval gpu_inference; do _recipe_bool "$b" "${!b}"; done
+  for b in skip_data_prep skip_train skip_eval gpu_inference dry_run; do _recipe_bool "$b" "${!b}"; done
   _recipe_int nj "$nj" 1
   [ -n "$inference_nj" ] || inference_nj=$nj
   _recipe_int inference_nj "$inference_nj" 1
@@ -148,6 +158,46 @@ recipe_init() {
   if [ -n "$enh_exp" ]; then exp=$enh_exp; tag=$(basename "$enh_exp"); fi
   if [ "$ngpu" -gt 0 ]; then train_job_cmd=${cuda_cmd:-utils/run.pl}; else train_job_cmd=${train_cmd:-utils/run.pl}; fi
   if $gpu_inference; then inference_cmd=${cuda_cmd:-utils/run.pl}; else inference_cmd=${decode_cmd:-utils/run.pl}; fi
+  _recipe_stage_opts
+}
+
+# The options every recipe gives the shared steps of stages 2-5 (set once here, so that no run.sh
+# can drop or misspell one).
+# shellcheck disable=SC2034  # used by run.sh
+_recipe_stage_opts() {
+  stage2_opts=(--nj "$nj" --cmd "${train_cmd:-utils/run.pl}" --fs "$fs" --train_config "$train_config"
+               --vad_config "$vad_config" --use_noise_ref "$use_noise_ref" --audio_format "$audio_format"
+               --train_set "$train_set" --train_data "$train_data" --speed_perturb_factors "$speed_perturb_factors"
+               --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration")
+  stage3_opts=(--cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --train_args "$train_args"
+               --init_param "$init_param")
+  stage4_opts=(--nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" --model "$inference_model"
+               --enhance_args "$enhance_args")
+  stage5_opts=(--nj "$nj" --cmd "${decode_cmd:-utils/run.pl}" --title "$tag" --published "$published"
+               --score_opts "$score_opts" --valid_set "$valid_set" --inference_tag "$inference_tag"
+               --scoring_protocol "$scoring_protocol")
+}
+
+# recipe_run <command> [args]: a command of a stage; with --dry_run true it is printed (shell-quoted,
+# as "[dry run] <command>") instead of run.
+recipe_run() {
+  if $dry_run; then
+    log "[dry run] $(printf '%q ' "$@")"
+  else
+    "$@"
+  fi
+}
+
+# recipe_only_fs <Hz>: refuse any other --fs, for a corpus at that rate that the recipe does not
+# resample (run.sh, after recipe_init).
+recipe_only_fs() {
+  [ "$fs" -eq "$1" ] || recipe_die "--fs $fs: this recipe's corpus is $(( $1 / 1000 )) kHz and it does not resample ($1 only)"
+}
+
+# recipe_ints <name>...: refuse (before anything runs) a recipe option that is not a whole number.
+recipe_ints() {
+  local v
+  for v in "$@"; do _recipe_int "$v" "${!v}" 0; done
 }
 
 # The ESPnet switches: aliases folded into our options, the others checked; sets
