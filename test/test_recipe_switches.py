@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EGS = ROOT / "egs"
-RECIPES = ["TEMPLATE", "mini", "voicebank", "librispeech_demand", "voiceprompts"]
+RECIPES = ["TEMPLATE", "mini", "voicebank", "librispeech_demand", "voiceprompts", "crossvoices"]
 SKELETON = EGS / "TEMPLATE" / "steps" / "recipe.sh"
 ESPNET_SWITCHES = ["skip_data_prep", "skip_train", "skip_eval", "inference_nj", "gpu_inference",
                    "inference_model", "score_opts",
@@ -98,7 +98,8 @@ def test_help_shows_a_recipes_own_default_over_the_shared_one():
 CORPUS_ROOTS = {"TEMPLATE": lambda d: [], "mini": lambda d: ["--corpus", d],
                 "voicebank": lambda d: ["--voicebank_root", d],
                 "librispeech_demand": lambda d: ["--librispeech_root", d, "--demand_root", d],
-                "voiceprompts": lambda d: ["--downloads", d, "--corpus", d]}
+                "voiceprompts": lambda d: ["--downloads", d, "--corpus", d],
+                "crossvoices": lambda d: ["--downloads", d, "--corpus", d]}
 BAD = [
     (["--stage", "9"], "--stage 9"),
     (["--stop_stage", "6"], "--stop_stage 6"),
@@ -458,7 +459,8 @@ def test_every_recipe_lists_the_shared_switches_in_its_help():
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_dry_run_gives_every_shared_step_the_switches(recipe, tmp_path):
     noise_ref = "false" if recipe == "voicebank" else "true"   # VoiceBank ships no noise (refused, tested above)
-    r, cmds = dry_run(recipe, tmp_path, "--stage", 2, "--stop_stage", 5, *SWITCHES, "--use_noise_ref", noise_ref)
+    one_test = ["--test_sets", "test"] if recipe == "crossvoices" else []   # its default: test test_indomain
+    r, cmds = dry_run(recipe, tmp_path, "--stage", 2, "--stop_stage", 5, *SWITCHES, "--use_noise_ref", noise_ref, *one_test)
     assert r.returncode == 0, r.stderr
     assert list(tmp_path.iterdir()) == [], "a dry run wrote something"
     steps = [c for c in cmds if c[0].startswith("steps/")]
@@ -488,7 +490,7 @@ def test_dry_run_gives_every_shared_step_the_switches(recipe, tmp_path):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_fs_reaches_stage_2_or_is_refused_by_a_16k_only_recipe(recipe, tmp_path):
     r, cmds = dry_run(recipe, tmp_path, "--stage", 1, "--stop_stage", 2, "--fs", "8k")
-    if recipe in ("mini", "voiceprompts", "librispeech_demand"):   # 16 kHz corpora, not resampled
+    if recipe in ("mini", "voiceprompts", "librispeech_demand", "crossvoices"):   # 16 kHz corpora, not resampled
         assert r.returncode != 0 and "--fs 8000: this recipe's corpus is 16 kHz and it does not resample" in r.stderr
         assert cmds == [] and "line " not in r.stderr
         return

@@ -8,9 +8,9 @@
 #   0  apt-get download + dpkg-deb -x the 8 packages, decode to 16 kHz        local/download.sh     -> downloads/, corpus/
 #   1  egs/voiceprompts' data prep (its test: test_indomain); clip quality; roles of conf/roles.tsv;
 #      utterances of clean clips per role, noise per role                     local/data_prep.sh    -> data/{speech,noise}_<set>, data/quality.md, data/roles.md
-#   2  simulate mixtures + VAD labels (train/valid/test; then test_indomain)   local/prepare_dump.sh -> dump/<set>
+#   2  simulate mixtures + VAD labels (train, valid, test, test_indomain)      steps/prepare_dump.sh -> dump/<set>
 #   3  train                                                                  steps/train.sh        -> exp/<tag>/
-#   4  enhance valid and the test sets                                        steps/decode.sh       -> exp/<tag>/enhanced_<set>/
+#   4  choose vad_floor/VAD threshold on valid; enhance valid and the test sets  steps/decode.sh    -> exp/<tag>/enhanced_<set>/
 #   5  score them                                                             steps/score_sets.sh   -> exp/<tag>/RESULTS.md
 set -euo pipefail
 if [ ! -e steps/recipe.sh ] || [ ! -e utils/parse_options.sh ]; then
@@ -38,61 +38,82 @@ test_snrs=-5,0,5,10,15            # valid/test SNRs in dB
 seed=1                            # data prep and simulation seed (train: seed, valid: seed+1, test: seed+2)
 train_config=conf/train.yaml      # csmvanet-train config (egs/voiceprompts' shipped one)
 train_threads=1                   # stage 3 torch threads (empty: every core)
-vad_config=conf/vad.yaml          # VAD label settings (csmvanet.data.vad.VADLabelConfig)
+tune_args="--floors 0.3,0.5,0.7,1 --mixes 0,0.1,0.2 --snr_limits none,20,15 --keep_stoi --stoi_se 1 --segment_seconds 2 --overlap_seconds 0.25"  # csmvanet-tune-inference options of stage 4, on the cross-corpus valid set (egs/voiceprompts' rule)
+compare_floors="1 0"              # stage 4/5: vad_floor values compared with the chosen one on the test sets
 
 . ./path.sh
 . ./cmd.sh
 recipe_init "$@"
-[ "$fs" -eq 16000 ] || recipe_die "--fs $fs: this recipe's corpus is 16 kHz (16000 only)"
+recipe_ints num_train seed nj
+recipe_only_fs 16000                 # the clips are decoded to 16 kHz (--fs is refused otherwise)
 
 if run_stage 0 "Debian packages -> $downloads, decoded -> $corpus"; then
   # shellcheck disable=SC2086
-  local/download.sh --check_sha256 "$check_sha256" --nj "$nj" "$downloads" "$corpus" $packages
+  recipe_run local/download.sh --check_sha256 "$check_sha256" --nj "$nj" "$downloads" "$corpus" $packages
 fi
 
 if run_stage 1 "data prep by roles ($roles) -> $datadir, audio -> $dumpdir/audio"; then
   # shellcheck disable=SC2086  # options of local/data_prep.sh
-  local/data_prep.sh $local_data_opts --roles "$roles" --seed "$seed" --nj "$nj" \
+  recipe_run local/data_prep.sh $local_data_opts --roles "$roles" --seed "$seed" --nj "$nj" \
     --indomain_valid_langs "$indomain_valid_langs" --indomain_test_langs "$indomain_test_langs" \
     --vp_data_prep_args "$vp_data_prep_args" --data_prep_args "$data_prep_args" "$corpus" "$datadir" "$dumpdir/audio"
 fi
 
 if run_stage 2 "simulation and VAD labels -> $dumpdir"; then
-  dump_opts=(--nj "$nj" --train_config "$train_config" --vad_config "$vad_config" --test_snrs "$test_snrs"
-             --use_noise_ref "$use_noise_ref" --audio_format "$audio_format")
-  local/prepare_dump.sh "${dump_opts[@]}" --num_train "$num_train" --train_seconds "$train_seconds" \
-    --train_snrs "$train_snrs" --seed "$seed" "$datadir" "$dumpdir"
-  # test_indomain: egs/voiceprompts' local/prepare_dump.sh makes train, valid and test only, so it runs
-  # once more on a view whose lists are all the in-domain test lists; its "test" (seed + 2, every noise
-  # type and SNR equally often, as egs/voiceprompts builds its test) becomes dump/test_indomain.
-  view=$datadir/.test_indomain
-  rm -rf "$view" && mkdir -p "$view"
-  for kind in speech noise; do
-    for part in train valid test; do ln -s "../${kind}_test_indomain" "$view/${kind}_$part"; done
-  done
-  local/prepare_dump.sh "${dump_opts[@]}" --num_train 1 --train_seconds 1 --seed "$seed" "$view" "$dumpdir/.test_indomain"
-  rm -rf "${dumpdir:?}/test_indomain" && ln -s .test_indomain/test "$dumpdir/test_indomain"
-  if [ "$train_data" != "$train_set" ]; then   # ESPnet's speed perturbation / length filter -> $dumpdir/$train_data
-    steps/perturb_train_set.sh --nj "$nj" --fs "$fs" --speed_perturb_factors "${speed_perturb_factors:-1.0}" \
-      --min_wav_duration "$min_wav_duration" --max_wav_duration "$max_wav_duration" --audio_format "$audio_format" \
-      --train_config "$train_config" --vad_config "$vad_config" "$dumpdir/$train_set" "$dumpdir/$train_data"
-  fi
+  # each set: <set> <speech list> <noise list> <csmvanet-simulate options> (steps/prepare_dump.sh); the test
+  # sets: every (noise type, SNR) pair equally often; test_indomain is built as egs/voiceprompts builds its test
+  recipe_run steps/prepare_dump.sh "${stage2_opts[@]}" "$datadir" "$dumpdir" \
+    "train speech_train noise_train --num $num_train --length $train_seconds --snrs $train_snrs --seed $seed" \
+    "valid speech_valid noise_valid --snrs $test_snrs --seed $((seed + 1))" \
+    "test speech_test noise_test --per_condition auto --snrs $test_snrs --seed $((seed + 2))" \
+    "test_indomain speech_test_indomain noise_test_indomain --per_condition auto --snrs $test_snrs --seed $((seed + 2))"
 fi
 
 if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_args:+ (overrides: $train_args)}"; then
-  steps/train.sh --cmd "$train_job_cmd" --ngpu "$ngpu" --num_nodes "$num_nodes" --num_threads "$train_threads" --train_args "$train_args" \
-    --init_param "$init_param" "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
+  recipe_run steps/train.sh "${stage3_opts[@]}" --num_threads "$train_threads" \
+    "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
-if run_stage 4 "enhance $valid_set $test_sets"; then
+if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid_set $test_sets; compare vad_floor $compare_floors + chosen on $test_sets"; then
+  if [ -f "$exp/$inference_model" ]; then   # a model of this experiment: its settings are chosen here
+    # shellcheck disable=SC2086
+    recipe_run $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
+      --checkpoint "$inference_model" --data_dir "$dumpdir/$valid_set" --no_progress $tune_args
+    log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|snr_limit|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
+  fi
+  if [ -f "$exp/inference.yaml" ]; then   # one job per test set beside the decoding below (one network pass, every floor)
+    floors="${compare_floors// /,},$(awk '/^vad_floor:/ { print $2 }' "$exp/inference.yaml")"
+    mixes="0,$(awk '/^input_mix:/ { print $2 }' "$exp/inference.yaml")"
+    limits="none,$(awk '/^snr_limit:/ { print ($2 == "null" ? "none" : $2) }' "$exp/inference.yaml")"
+    for x in $test_sets; do
+      recipe_run $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
+        --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --snr_limits "$limits" --report "$exp/floors_$x.md" --no_progress &
+    done
+  fi
   for x in $valid_set $test_sets; do
-    steps/decode.sh --nj "$inference_nj" --cmd "$inference_cmd" --use_gpu "$gpu_inference" \
-      --model "$inference_model" --enhance_args "$enhance_args" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
+    recipe_run steps/decode.sh "${stage4_opts[@]}" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
+  wait_failed=0
+  for job in $(jobs -p); do wait "$job" || wait_failed=1; done
+  [ "$wait_failed" -eq 0 ] || { echo "$0: comparing the floors failed: see $exp/log/floors_<set>.log" >&2; exit 1; }
 fi
 
-if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md"; then
-  steps/score_sets.sh --nj "$nj" --cmd "$decode_cmd" --title "$tag" --score_opts "$score_opts" --valid_set "$valid_set" \
-    --inference_tag "$inference_tag" --scoring_protocol "$scoring_protocol" "$dumpdir" "$exp" $test_sets
+if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor comparison); pack -> $exp/packed/model.pth"; then
+  vad_opts=
+  if [ -f "$exp/inference.yaml" ]; then   # VAD metrics at the threshold chosen on validation
+    vad_opts="--vad_threshold $(awk '/^vad_threshold:/ { print $2 }' "$exp/inference.yaml")"
+  fi
+  recipe_run steps/score_sets.sh "${stage5_opts[@]}" --score_opts "$vad_opts $score_opts" "$dumpdir" "$exp" $test_sets
+  for x in $test_sets; do
+    if $dry_run || [ ! -f "$exp/floors_$x.md" ]; then continue; fi
+    { echo; echo "## vad_floor on $x: 1 = stage 1 alone, 0 = the paper's stage 2, and the floor chosen on $valid_set (each with input_mix 0 and the chosen one)"
+      echo; cat "$exp/floors_$x.md"; } >> "$exp/RESULTS.md"
+  done
+  if ! $dry_run && [ -f "$exp/$inference_model" ]; then
+    mkdir -p "$exp/packed"
+    csmvanet-pack --exp_dir "$exp" --checkpoint "$inference_model" --out "$exp/packed/model.pth" \
+      > "$exp/packed.log"
+    log "packed $exp/packed/model.pth (settings and scores: $exp/packed.log)"
+  fi
 fi
 log "Done (stages $stage-$stop_stage)"

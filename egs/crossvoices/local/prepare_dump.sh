@@ -1,1 +1,0 @@
-../../voiceprompts/local/prepare_dump.sh
