@@ -81,7 +81,8 @@ def _batch(jobs: list[tuple[Path, Path]]) -> list[str]:
     return errors
 
 
-def main() -> int:
+def main(find_sources=sources) -> int:
+    """The command line; ``find_sources(package, unpacked)`` lists the recordings (another recipe passes its own)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("unpacked", type=Path)
     p.add_argument("corpus", type=Path)
@@ -93,7 +94,7 @@ def main() -> int:
         print(f"{sys.argv[0]}: {args.unpacked} is not a complete unpacked package (no .done)", file=sys.stderr)
         return 1
     try:
-        items = sources(args.package, args.unpacked)
+        items = find_sources(args.package, args.unpacked)
     except ValueError as e:
         print(f"{sys.argv[0]}: {e}", file=sys.stderr)
         return 1

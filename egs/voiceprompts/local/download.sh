@@ -17,7 +17,9 @@ set -euo pipefail
 
 check_sha256=true
 nj=2
-help_message="Usage: $0 [--check_sha256 true|false] [--nj 2] <downloads> <corpus> <package>..."
+sums=""      # a file of more "<package> <version> <sha256>" lines: another recipe's packages (egs/crossvoices)
+decoder=""   # the script that decodes the packages of --sums (default: local/decode.py beside this script)
+help_message="Usage: $0 [--check_sha256 true|false] [--nj 2] [--sums FILE --decoder SCRIPT] <downloads> <corpus> <package>..."
 . utils/parse_options.sh
 if [ $# -lt 3 ]; then
   echo "$help_message" >&2
@@ -35,6 +37,16 @@ declare -A known=(
   [klettres-data]="4:22.12.3-1 1186d257a19e84230856baea0b0b1ded8be9195080fcdb2588970b5cd937f5a8"
   [colobot-common-sounds]="0.2.0-2 819e799542eac69c95b072567b5584eb3e0b2bb900de13efa3684915747b1644"
 )
+
+declare -A decoder_of=()
+if [ -n "$sums" ]; then
+  [ -f "$sums" ] || { echo "$0: ERROR: --sums $sums: no such file" >&2; exit 1; }
+  while read -r p v h; do
+    case "$p" in ''|'#'*) continue ;; esac
+    known[$p]="$v $h"
+    decoder_of[$p]=$decoder
+  done < "$sums"
+fi
 
 for pkg in "$@"; do
   if [ -z "${known[$pkg]:-}" ]; then
@@ -126,5 +138,5 @@ for pkg in "${to_unpack[@]}"; do
 done
 
 for pkg in "${to_decode[@]}"; do
-  python3 "$(dirname "$0")/decode.py" --nj "$nj" "$downloads/$pkg" "$corpus" "$pkg"
+  python3 "${decoder_of[$pkg]:-$(dirname "$0")/decode.py}" --nj "$nj" "$downloads/$pkg" "$corpus" "$pkg"
 done
