@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +20,6 @@ from test_recipe_voiceprompts import HAVE_FFMPEG, PACKAGES as VP_PACKAGES, make_
 
 from csmvanet.audio.synthetic import noise, random_speaker, speech_like
 from csmvanet.data.datadir import read_scp
-
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "crossvoices"
@@ -182,3 +181,23 @@ def test_quality_rule_keeps_noisy_clips_out_of_the_targets(fake_run):
     assert len(verdict["ktb-uk"]) == 6
     table = (data / "quality.md").read_text()
     assert re.search(r"\| tux-ro \| tuxpaint-stamps-default \| lang:ro \| train \| 8 \| 0 \|", table), table
+
+
+def test_source_units_and_tuxpaint_names(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("crossvoices_clip_sources", RECIPE / "local" / "clip_sources.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    # a voice pack family, a language across the volunteer packages, an asterisk voice
+    assert cs.unit("hw-Default_es") == cs.unit("hw-Default") == "hw:Default"
+    assert cs.unit("tux-pt_BR") == cs.unit("klt-pt_BR") == cs.unit("ktb-pt") == "lang:pt"
+    assert cs.unit("ktb-sr_ijekavianlatin") == "lang:sr" and cs.unit("ast-fr_CA_f_June") == "ast:fr_CA_f_June"
+    assert cs.noise_unit("hw-music-Oriental") == "hw-music" and cs.noise_unit("tux-sfx-animals-cat") == "tux-sfx"
+    base = tmp_path / "usr/share/tuxpaint/stamps"
+    for name in ("animals/cat_desc_da.ogg.ogg", "animals/cat_desc.ogg", "animals/cat.ogg", "animals/cat_fr.ogg",
+                 "symbols/a_desc_el.ogg", "symbols/a_en_GB.ogg", "symbols/plus.ogg", "animals/cat.png"):
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(b"x")
+    got = {(kind, rid) for kind, rid, _ in cs.sources("tuxpaint-stamps-default", tmp_path)}
+    assert got == {("speech", "tux-da/animals-cat"), ("speech", "tux-en/animals-cat"), ("noise", "tux-sfx-animals-cat"),
+                   ("speech", "tux-el/symbols-a")}
