@@ -27,7 +27,8 @@ Chunked overlap-add
     of the file, overlaps its predecessor by more than the overlap and is longer than one segment
     less the overlap (:class:`csmvanet.audio.stream_dsp.ChunkStitcher`), so peak memory is that of one
     segment, whatever the length, and every chunk has (nearly) the full context. Files up to one
-    segment run in one piece.
+    segment run in one piece. A causal model (``model.causal``) runs as one exact stream instead
+    (:mod:`csmvanet.infer.streaming`): file mode gives the samples of the stream.
 
     Why 8 s / 1 s: the network normalises with statistics of its whole input (InstanceNorm) and its
     attention spans the whole input, so a chunk's output depends on how much context the chunk has;
@@ -97,6 +98,7 @@ from csmvanet.experiment.inference_settings import DEFAULT_OVERLAP_SECONDS, Infe
 from csmvanet.experiment.model_files import load_model_files, model_with_weights, resolve_model
 from csmvanet.infer.file_blocks import READ_BLOCK, FileBlocks, input_scale
 from csmvanet.infer.output_level import bound_quiet, snr_limit_mix
+from csmvanet.infer.streaming import CausalStream, stream_stitcher
 
 CHANNEL_MODES = ("each", "mix", "error")
 
@@ -305,7 +307,8 @@ class Enhancer:
                     raise EnhanceError(f"{name}: {c_in} channels; multi-channel input refused "
                                        "(channels='error'; use 'each' or 'mix')")
                 c_out = 1 if channels == "mix" else c_in
-                stitcher = ChunkStitcher(self._run, self.segment, self.overlap, self.stft_cfg.hop_length, c_out)
+                stitcher = (stream_stitcher(self, c_out) if getattr(self.model, "causal", False) else   # exact stream
+                            ChunkStitcher(self._run, self.segment, self.overlap, self.stft_cfg.hop_length, c_out))
                 res_in = StreamResampler(sr, self.sample_rate, c_out)
                 res_out = StreamResampler(self.sample_rate, sr, c_out)
             elif block.shape[1] != c_in:
@@ -356,6 +359,11 @@ class Enhancer:
             yield finish(y)
         result.vad = None if result.vad_rows is None else result.vad_rows.array()
         result.vad_rows = None
+
+    def stream(self, channels: int = 1):
+        """A live stream of a causal model at its rate: ``process(chunk)`` / ``flush()``
+        (:class:`csmvanet.infer.streaming.CausalStream`; ``[n]`` or ``[n, channels]`` samples)."""
+        return CausalStream(self.model, channels, input_mix=self.input_mix)
 
     # ---- arrays
     def enhance(self, wave: np.ndarray, sr: int, *, channels: str = "each",

@@ -145,6 +145,15 @@ class CausalStream:
         return y, None if vad is None else vad.T.cpu().numpy()
 
 
+def stream_stitcher(enhancer, channels: int) -> "StreamStitcher":
+    """The stitcher of :meth:`csmvanet.infer.enhancer.Enhancer.enhance_stream` for a causal model."""
+    if enhancer.snr_limit is not None:
+        import warnings
+
+        warnings.warn("snr_limit is not applied to a causal model's stream (it needs a whole chunk)", stacklevel=3)
+    return StreamStitcher(enhancer.model, channels, enhancer.input_mix)
+
+
 class StreamStitcher:
     """A causal stream in the place of :class:`csmvanet.audio.stream_dsp.ChunkStitcher` (``push`` /
     ``finish`` / ``total``): file mode of a causal model gives the samples of the stream."""
