@@ -127,3 +127,96 @@ def test_bad_causal_options_name_the_key(causal_config, key, value, msg):
     causal_config["model"][key] = value
     with pytest.raises(ConfigError, match=msg):
         build_model(causal_config)
+
+
+# ------------------------------------------------------------------ csmvanet-enhance --stream
+@pytest.fixture(scope="module")
+def causal_exp(tmp_path_factory):
+    import yaml
+
+    from conftest import TINY_CONFIG
+    from csmvanet.experiment.checkpoint import save_checkpoint
+
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["model"].update(causal=True, left_context=5)
+    path = tmp_path_factory.mktemp("exp") / "causal"
+    path.mkdir()
+    torch.manual_seed(0)
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    save_checkpoint(build_model(cfg).state_dict(), path / "valid.loss.ave.pth")
+    return path
+
+
+def _cli(*args, **kw):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "csmvanet.bin.enhance", *map(str, args)], capture_output=True,
+                          env=env, **kw)
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_cli_stream_pipe_equals_file_mode(causal_exp, tmp_path, rate):
+    """`cat x.wav | csmvanet-enhance --stream - - > y.wav` (a pipe: no seek) gives the samples of file
+    mode; raw PCM in gives the same samples as raw PCM out; VAD events follow the VAD."""
+    import soundfile as sf
+
+    x = _signal(24000, 7)[:: 16000 // rate]
+    sf.write(tmp_path / "x.wav", x, rate, subtype="PCM_16")
+    r = _cli("--model", causal_exp, "--stream", "-", "-", "--vad_events", tmp_path / "ev.txt",
+             input=(tmp_path / "x.wav").read_bytes())
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout[:4] == b"RIFF" and r.stdout[40:44] == b"\xff\xff\xff\xff"     # header first, size unknown
+    (tmp_path / "y.wav").write_bytes(r.stdout)
+    got, sr = sf.read(tmp_path / "y.wav", dtype="int16")
+    f = _cli("--model", causal_exp, tmp_path / "x.wav", "--output_dir", tmp_path / "d", "--no_progress")
+    assert f.returncode == 0, f.stderr.decode()
+    want = sf.read(tmp_path / "d" / "x.wav", dtype="int16")[0]
+    assert sr == rate and got.shape == want.shape == x.shape
+    assert np.array_equal(got, want)
+    raw = sf.read(tmp_path / "x.wav", dtype="int16")[0].tobytes()
+    r2 = _cli("--model", causal_exp, "--stream", "-", "-", "--raw_rate", rate, input=raw)
+    assert r2.returncode == 0 and np.array_equal(np.frombuffer(r2.stdout, "<i2"), want)
+    if rate == 16000:
+        from csmvanet.infer.enhancer import Enhancer
+
+        vad = Enhancer.from_pretrained(causal_exp).enhance(sf.read(tmp_path / "x.wav", dtype="float32")[0], rate)[1]
+        speech = np.concatenate([[False], vad >= 0.5])
+        starts = int((speech[1:] & ~speech[:-1]).sum())
+        lines = (tmp_path / "ev.txt").read_text().split()
+        assert starts > 0 and lines[0::2].count("speech_start") == starts
+        assert len(lines) == 4 * starts and lines[0::4] == ["speech_start"] * starts
+
+
+def test_cli_stream_writes_while_reading(causal_exp):
+    """Output comes out while the input is still open (a live source), and bad input is one line."""
+    import os
+    import select
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "csmvanet.bin.enhance", "--model", str(causal_exp), "--stream",
+                             "-", "-", "--stream_format", "raw"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        x = (_signal(16000, 8) * 32767).astype("<i2").tobytes()
+        proc.stdin.write(x)
+        proc.stdin.flush()
+        got = b""
+        while len(got) < 2 * (16000 - 400):
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, f"no output within 120 s of 1 s of input; got {len(got)} bytes"
+            got += os.read(proc.stdout.fileno(), 1 << 16)
+        assert proc.poll() is None                 # still running: the input is not closed yet
+        proc.stdin.close()
+        got += proc.stdout.read()
+        assert proc.wait(60) == 0 and len(got) == len(x)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    bad = _cli("--model", causal_exp, "--stream", "-", "-", "--stream_format", "wav", input=b"not a wav file at all")
+    assert bad.returncode == 1 and bad.stderr.decode().strip().splitlines()[-1] == \
+        "csmvanet-enhance: error: standard input: not a WAV stream (no RIFF/WAVE header)"

@@ -264,14 +264,14 @@ class Enhancer:
     # ---- streaming core
     def enhance_stream(self, blocks: Iterable[np.ndarray], sr: int, *, channels: str = "each",
                        limit: bool = True, name: str = "input", scale: float = 1.0,
-                       result: StreamResult | None = None) -> Iterator[np.ndarray]:
+                       result: StreamResult | None = None, on_vad=None) -> Iterator[np.ndarray]:
         """Enhance a stream of ``[n, C]`` float blocks at rate ``sr``; yield ``[m, C_out]`` blocks at ``sr``.
 
         Exactly as many samples come out as went in. ``scale`` (the input's peak when it exceeds
         full scale): the input is divided by it before the network and the output multiplied by it
         after the limiter, so the level is kept and nothing above 1.0 is squashed. ``result`` (a :class:`StreamResult`) receives the
         VAD and the counts once the generator is exhausted. Errors raise :class:`EnhanceError` naming
-        ``name``.
+        ``name``. ``on_vad(v)``: called with each ``[k, C]`` block of VAD frames as it is computed.
         """
         if channels not in CHANNEL_MODES:
             raise ValueError(f"channels must be one of {CHANNEL_MODES}, got {channels!r}")
@@ -282,6 +282,8 @@ class Enhancer:
 
         def keep_vad(v) -> None:   # one off-heap store, not an array per chunk (csmvanet.base.memory.RowStore)
             if v is not None:
+                if on_vad is not None:
+                    on_vad(v)
                 if result.vad_rows is None:
                     result.vad_rows = RowStore(v.shape[1])
                 result.vad_rows.append(v)
