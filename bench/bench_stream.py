@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Benchmark of live enhancement (csmvanet.infer.streaming): latency and per-chunk compute time.
+
+Run by hand (not a unit test)::
+
+    tools/venv/bin/python bench/bench_stream.py                  # tiny causal config and the bundled model's, causal
+    tools/venv/bin/python bench/bench_stream.py --configs bundled --seconds 20 --chunk_ms 10
+    tools/venv/bin/python bench/bench_stream.py --configs egs/voicebank/conf/train.yaml
+
+For every config (``tiny``: the test suite's tiny model; ``bundled``: the config of the first
+bundled model; or a YAML file) the model is built with ``model.causal: true`` and RANDOM weights
+(seed 0) -- the speed and latency do not depend on the weights -- and run on ``--seconds`` of
+speech-like audio with babble noise (csmvanet.audio.synthetic), fed in chunks of ``--chunk_ms``
+(default 10 ms) on ``--threads`` threads (default 1), after a warm-up of one second:
+
+* algorithmic latency: the window (n_fft samples: the look-ahead of the causal model), and the
+  largest delay of an output sample: input samples received when it was given out, counted from its
+  own (window + chunk buffering; compute time not included), in ms;
+* per-chunk compute time (wall clock around ``process``): median, 99th percentile and worst, in ms,
+  beside the chunk length; and the real-time factor (compute time / audio time);
+* for comparison, the RTF of the offline (non-causal) model of the same config through
+  ``Enhancer.enhance`` (8 s segments, 1 s overlap).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def config_of(name: str) -> dict:
+    import yaml
+
+    if name == "tiny":
+        sys.path.insert(0, str(ROOT / "test"))
+        from conftest import TINY_CONFIG
+
+        return copy.deepcopy(TINY_CONFIG)
+    if name == "bundled":
+        from csmvanet.experiment.model_files import load_model_files, resolve_model
+
+        return copy.deepcopy(load_model_files(resolve_model(None), None)[0])
+    return yaml.safe_load(Path(name).read_text())
+
+
+def audio(seconds: float, sr: int) -> np.ndarray:
+    """Speech-like audio + babble at 5 dB SNR (bench_enhance's)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_enhance import _noisy
+
+    return _noisy(seconds, sr)
+
+
+def bench(name: str, seconds: float, chunk_ms: float) -> dict:
+    from csmvanet.infer.enhancer import Enhancer
+    from csmvanet.infer.streaming import CausalStream
+    from csmvanet.nets import build_model
+
+    cfg = config_of(name)
+    cfg.setdefault("model", {})
+    offline_cfg = copy.deepcopy(cfg)
+    cfg["model"]["causal"] = True
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    sr, n_fft = model.stft_cfg.sample_rate, model.stft_cfg.n_fft
+    chunk = int(round(chunk_ms * sr / 1000))
+    x = audio(seconds + 1.0, sr)
+    stream = CausalStream(model)
+    warm = sr
+    for i in range(0, warm, chunk):
+        stream.process(x[i:i + chunk])
+    times, pending = [], 0
+    for i in range(warm, len(x) - chunk + 1, chunk):
+        before = stream.n_out
+        t = time.perf_counter()
+        stream.process(x[i:i + chunk])
+        times.append(time.perf_counter() - t)
+        if stream.n_out > before:      # the oldest sample given out waited this many input samples
+            pending = max(pending, stream.n_in - before)
+    times = np.array(times) * 1000
+    torch.manual_seed(0)
+    offline = Enhancer(build_model(offline_cfg), offline_cfg)
+    offline.enhance(x[:sr], sr)
+    t = time.perf_counter()
+    offline.enhance(x[:int(seconds * sr)], sr)
+    offline_rtf = (time.perf_counter() - t) / seconds
+    return {"config": name, "params": sum(p.numel() for p in model.parameters()),
+            "window_ms": n_fft / sr * 1000, "latency_ms": pending / sr * 1000, "chunk_ms": chunk / sr * 1000,
+            "median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)),
+            "worst_ms": float(times.max()), "rtf": float(times.sum() / 1000 / (len(times) * chunk / sr)),
+            "offline_rtf": offline_rtf, "left_context": model.left_context}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["tiny", "bundled"])
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--chunk_ms", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"# {args.threads} thread(s), {args.chunk_ms:g} ms chunks, {args.seconds:g} s of audio, random weights")
+    print("| config | params | left ctx | window ms | latency ms (window + buffering) | chunk ms | median ms | "
+          "p99 ms | worst ms | stream RTF | offline RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.configs:
+        r = bench(name, args.seconds, args.chunk_ms)
+        print(f"| {r['config']} | {r['params'] / 1e6:.3f}M | {r['left_context']} | {r['window_ms']:.1f} | "
+              f"{r['latency_ms']:.1f} | {r['chunk_ms']:.1f} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | "
+              f"{r['worst_ms']:.2f} | {r['rtf']:.3f} | {r['offline_rtf']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
