@@ -98,7 +98,7 @@ from csmvanet.experiment.inference_settings import DEFAULT_OVERLAP_SECONDS, Infe
 from csmvanet.experiment.model_files import load_model_files, model_with_weights, resolve_model
 from csmvanet.infer.file_blocks import READ_BLOCK, FileBlocks, input_scale
 from csmvanet.infer.output_level import bound_quiet, snr_limit_mix
-from csmvanet.infer.streaming import CausalStream, stream_stitcher
+from csmvanet.infer.streaming import stream_of, stream_stitcher
 
 CHANNEL_MODES = ("each", "mix", "error")
 
@@ -365,7 +365,7 @@ class Enhancer:
     def stream(self, channels: int = 1):
         """A live stream of a causal model at its rate: ``process(chunk)`` / ``flush()``
         (:class:`csmvanet.infer.streaming.CausalStream`; ``[n]`` or ``[n, channels]`` samples)."""
-        return CausalStream(self.model, channels, input_mix=self.input_mix)
+        return stream_of(self, channels)
 
     # ---- arrays
     def enhance(self, wave: np.ndarray, sr: int, *, channels: str = "each",

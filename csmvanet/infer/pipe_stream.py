@@ -18,8 +18,8 @@ model's latency (:mod:`csmvanet.infer.streaming`).
 
 VAD events (``--vad_events FILE`` or ``stderr``): a line ``speech_start T`` when a frame's speech
 probability (the maximum over channels) reaches the threshold after frames below it, ``speech_end T``
-when it falls below again or the input ends; ``T`` in seconds of the input (frame centres, 10 ms
-frames), written as each frame is computed. No smoothing (it would cost latency).
+when it falls below again or the input ends; ``T`` in seconds of the input (frame centres; a frame
+per hop, 6.25 ms at 16 kHz with hop 100), written as each frame is computed. No smoothing (it would cost latency).
 """
 from __future__ import annotations
 

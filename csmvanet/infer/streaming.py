@@ -39,7 +39,9 @@ from csmvanet.nets.causal import analyse_frames, frame_window, synthesise_frames
 class CausalStream:
     """The streaming state machine of one causal model over ``channels`` channels (a batch)."""
 
-    def __init__(self, model, channels: int = 1, *, input_mix: float = 0.0):
+    def __init__(self, model, channels: int = 1, *, input_mix: float = 0.0, step=None):
+        """``step``: what runs the network on new frames, ``step(feats) -> (ri, vad_logits)`` keeping
+        its own state (:class:`OnnxStep`); default ``model.network`` with :attr:`state`."""
         if not getattr(model, "causal", False):
             raise ValueError("streaming needs a causal model (model.causal: true); this one looks at "
                              "whole segments")
@@ -53,6 +55,7 @@ class CausalStream:
         self.win2 = frame_window(cfg, dev).pow(2)
         self.buf = torch.zeros(self.channels, self.half, device=dev)      # padded input not yet framed
         self.state: dict = {}                                             # the network's past
+        self.step = step or (lambda feats: model.network(feats, self.state))
         self.ema = torch.zeros(self.channels, device=dev)                 # running level
         self.frames = 0                                                   # frames computed
         self.ola = torch.zeros(self.channels, self.n_fft, device=dev)     # from padded position frames*hop
@@ -122,7 +125,7 @@ class CausalStream:
         self.buf = self.buf[:, k * hop:]
         model, cfg = self.model, self.cfg
         levels, self.ema = model.frame_levels(frames.pow(2).mean(dim=-1), self.ema, self.frames)
-        ri, logits = model.network(analyse_frames(frames, levels, cfg), self.state)
+        ri, logits = self.step(analyse_frames(frames, levels, cfg))
         spec = torch.complex(ri[:, 0].float(), ri[:, 1].float()).transpose(1, 2)   # c f k
         vad = None
         if logits is not None:
@@ -145,21 +148,73 @@ class CausalStream:
         return y, None if vad is None else vad.T.cpu().numpy()
 
 
+class OnnxStep:
+    """The network of a causal model as an ONNX streaming step run by onnxruntime, one frame at a
+    time, its state in numpy arrays (:func:`csmvanet.experiment.onnx_export.export_stream_step`;
+    one channel)."""
+
+    def __init__(self, model, onnx_path=None, threads: int | None = 1):
+        import io
+
+        import onnxruntime as ort
+
+        from csmvanet.experiment.onnx_export import export_stream_step, stream_state_shapes
+
+        if onnx_path is None:
+            buf = io.BytesIO()
+            self.keys = export_stream_step(model, buf)
+            data = buf.getvalue()
+        else:
+            self.keys, data = sorted(stream_state_shapes(model)), str(onnx_path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = opts.inter_op_num_threads = threads
+        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        shapes = stream_state_shapes(model)
+        self.state = {k: np.zeros(shapes[k], np.float32) for k in self.keys}
+        self.t0 = np.array(0, np.int64)
+
+    def __call__(self, feats: torch.Tensor):
+        if feats.shape[0] != 1:
+            raise ValueError("the ONNX streaming step runs one channel")
+        ris, vads = [], []
+        for t in range(feats.shape[2]):
+            outs = self.session.run(None, {"feats": feats[:, :, t:t + 1].cpu().numpy(), "t0": self.t0, **self.state})
+            ris.append(outs[0])
+            vads.append(outs[1])
+            self.t0 = outs[2]
+            self.state = dict(zip(self.keys, outs[3:]))
+        return torch.from_numpy(np.concatenate(ris, axis=2)), torch.from_numpy(np.concatenate(vads, axis=1))
+
+
+def stream_of(enhancer, channels: int = 1) -> CausalStream:
+    """The stream of an Enhancer's causal model: its ``input_mix``, and its backend (torch, or an
+    ONNX streaming step for ``onnxruntime``, one channel)."""
+    step = None
+    if enhancer.backend == "onnxruntime":
+        if channels != 1:
+            raise ValueError("the onnxruntime stream runs one channel (use --channels mix, or backend torch)")
+        step = OnnxStep(enhancer.model)
+    elif enhancer.backend != "torch":
+        raise ValueError(f"a causal model streams with backend torch or onnxruntime, not {enhancer.backend}")
+    return CausalStream(enhancer.model, channels, input_mix=enhancer.input_mix, step=step)
+
+
 def stream_stitcher(enhancer, channels: int) -> "StreamStitcher":
     """The stitcher of :meth:`csmvanet.infer.enhancer.Enhancer.enhance_stream` for a causal model."""
     if enhancer.snr_limit is not None:
         import warnings
 
         warnings.warn("snr_limit is not applied to a causal model's stream (it needs a whole chunk)", stacklevel=3)
-    return StreamStitcher(enhancer.model, channels, enhancer.input_mix)
+    return StreamStitcher(stream_of(enhancer, channels))
 
 
 class StreamStitcher:
     """A causal stream in the place of :class:`csmvanet.audio.stream_dsp.ChunkStitcher` (``push`` /
     ``finish`` / ``total``): file mode of a causal model gives the samples of the stream."""
 
-    def __init__(self, model, channels: int, input_mix: float = 0.0):
-        self.stream = CausalStream(model, channels, input_mix=input_mix)
+    def __init__(self, stream: CausalStream):
+        self.stream = stream
 
     @property
     def total(self) -> int:
