@@ -18,6 +18,7 @@ speech-like audio with babble noise (csmvanet.audio.synthetic), fed in chunks of
   own (window + chunk buffering; compute time not included), in ms;
 * per-chunk compute time (wall clock around ``process``): median, 99th percentile and worst, in ms,
   beside the chunk length; and the real-time factor (compute time / audio time);
+* the same with the network as an ONNX streaming step in onnxruntime (``--backends``);
 * for comparison, the RTF of the offline (non-causal) model of the same config through
   ``Enhancer.enhance`` (8 s segments, 1 s overlap).
 """
@@ -59,7 +60,7 @@ def audio(seconds: float, sr: int) -> np.ndarray:
     return _noisy(seconds, sr)
 
 
-def bench(name: str, seconds: float, chunk_ms: float) -> dict:
+def bench(name: str, seconds: float, chunk_ms: float, backends=("torch",)) -> dict:
     from csmvanet.infer.enhancer import Enhancer
     from csmvanet.infer.streaming import CausalStream
     from csmvanet.nets import build_model
@@ -73,30 +74,38 @@ def bench(name: str, seconds: float, chunk_ms: float) -> dict:
     sr, n_fft = model.stft_cfg.sample_rate, model.stft_cfg.n_fft
     chunk = int(round(chunk_ms * sr / 1000))
     x = audio(seconds + 1.0, sr)
-    stream = CausalStream(model)
-    warm = sr
-    for i in range(0, warm, chunk):
-        stream.process(x[i:i + chunk])
-    times, pending = [], 0
-    for i in range(warm, len(x) - chunk + 1, chunk):
-        before = stream.n_out
-        t = time.perf_counter()
-        stream.process(x[i:i + chunk])
-        times.append(time.perf_counter() - t)
-        if stream.n_out > before:      # the oldest sample given out waited this many input samples
-            pending = max(pending, stream.n_in - before)
-    times = np.array(times) * 1000
+    rows = {}
+    for backend in backends:
+        step = None
+        if backend == "onnxruntime":
+            from csmvanet.infer.streaming import OnnxStep
+
+            step = OnnxStep(model, threads=torch.get_num_threads())
+        stream = CausalStream(model, step=step)
+        warm = sr
+        for i in range(0, warm, chunk):
+            stream.process(x[i:i + chunk])
+        times, pending = [], 0
+        for i in range(warm, len(x) - chunk + 1, chunk):
+            before = stream.n_out
+            t = time.perf_counter()
+            stream.process(x[i:i + chunk])
+            times.append(time.perf_counter() - t)
+            if stream.n_out > before:      # the oldest sample given out waited this many input samples
+                pending = max(pending, stream.n_in - before)
+        times = np.array(times) * 1000
+        rows[backend] = {"latency_ms": pending / sr * 1000, "median_ms": float(np.median(times)),
+                         "p99_ms": float(np.percentile(times, 99)), "worst_ms": float(times.max()),
+                         "rtf": float(times.sum() / 1000 / (len(times) * chunk / sr))}
     torch.manual_seed(0)
     offline = Enhancer(build_model(offline_cfg), offline_cfg)
     offline.enhance(x[:sr], sr)
     t = time.perf_counter()
     offline.enhance(x[:int(seconds * sr)], sr)
     offline_rtf = (time.perf_counter() - t) / seconds
-    return {"config": name, "params": sum(p.numel() for p in model.parameters()),
-            "window_ms": n_fft / sr * 1000, "latency_ms": pending / sr * 1000, "chunk_ms": chunk / sr * 1000,
-            "median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)),
-            "worst_ms": float(times.max()), "rtf": float(times.sum() / 1000 / (len(times) * chunk / sr)),
-            "offline_rtf": offline_rtf, "left_context": model.left_context}
+    return {"config": name, "params": sum(p.numel() for p in model.parameters()), "window_ms": n_fft / sr * 1000,
+            "chunk_ms": chunk / sr * 1000, "offline_rtf": offline_rtf, "left_context": model.left_context,
+            "rows": rows}
 
 
 def main() -> None:
@@ -105,17 +114,19 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--chunk_ms", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=("torch", "onnxruntime"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# {args.threads} thread(s), {args.chunk_ms:g} ms chunks, {args.seconds:g} s of audio, random weights")
-    print("| config | params | left ctx | window ms | latency ms (window + buffering) | chunk ms | median ms | "
-          "p99 ms | worst ms | stream RTF | offline RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| config | params | left ctx | backend | window ms | latency ms (window + buffering) | chunk ms | "
+          "median ms | p99 ms | worst ms | stream RTF | offline RTF (torch, 8 s segments) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs:
-        r = bench(name, args.seconds, args.chunk_ms)
-        print(f"| {r['config']} | {r['params'] / 1e6:.3f}M | {r['left_context']} | {r['window_ms']:.1f} | "
-              f"{r['latency_ms']:.1f} | {r['chunk_ms']:.1f} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{r['worst_ms']:.2f} | {r['rtf']:.3f} | {r['offline_rtf']:.3f} |", flush=True)
+        r = bench(name, args.seconds, args.chunk_ms, args.backends)
+        for backend, b in r["rows"].items():
+            print(f"| {r['config']} | {r['params'] / 1e6:.3f}M | {r['left_context']} | {backend} | "
+                  f"{r['window_ms']:.1f} | {b['latency_ms']:.1f} | {r['chunk_ms']:.1f} | {b['median_ms']:.2f} | "
+                  f"{b['p99_ms']:.2f} | {b['worst_ms']:.2f} | {b['rtf']:.3f} | {r['offline_rtf']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
