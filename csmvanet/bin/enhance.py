@@ -234,7 +234,8 @@ def _main(argv=None) -> int:
           f"input_mix {enh.input_mix:g}, snr_limit "
           f"{'none' if enh.snr_limit is None else format(enh.snr_limit, 'g') + ' dB'}), "
           f"{len(items)} input(s), "
-          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {enh.backend}, "
+          + ("one causal stream, " if getattr(enh.model, "causal", False) else
+             f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, ") + f"backend {enh.backend}, "
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
