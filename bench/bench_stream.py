@@ -18,6 +18,9 @@ speech-like audio with babble noise (csmvanet.audio.synthetic), fed in chunks of
   own (window + chunk buffering; compute time not included), in ms;
 * per-chunk compute time (wall clock around ``process``): median, 99th percentile and worst, in ms,
   beside the chunk length; and the real-time factor (compute time / audio time);
+* the CPU time of the calling thread per chunk (median) and its RTF: less sensitive than the wall
+  clock to other processes on a shared machine (onnxruntime's own threads are not counted: run it
+  with one thread, the default);
 * the same with the network as an ONNX streaming step in onnxruntime (``--backends``);
 * for comparison, the RTF of the offline (non-causal) model of the same config through
   ``Enhancer.enhance`` (8 s segments, 1 s overlap).
@@ -85,18 +88,20 @@ def bench(name: str, seconds: float, chunk_ms: float, backends=("torch",)) -> di
         warm = sr
         for i in range(0, warm, chunk):
             stream.process(x[i:i + chunk])
-        times, pending = [], 0
+        times, cpu, pending = [], [], 0
         for i in range(warm, len(x) - chunk + 1, chunk):
             before = stream.n_out
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             stream.process(x[i:i + chunk])
             times.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
             if stream.n_out > before:      # the oldest sample given out waited this many input samples
                 pending = max(pending, stream.n_in - before)
         times = np.array(times) * 1000
         rows[backend] = {"latency_ms": pending / sr * 1000, "median_ms": float(np.median(times)),
                          "p99_ms": float(np.percentile(times, 99)), "worst_ms": float(times.max()),
-                         "rtf": float(times.sum() / 1000 / (len(times) * chunk / sr))}
+                         "rtf": float(times.sum() / 1000 / (len(times) * chunk / sr)),
+                         "cpu_median_ms": float(np.median(cpu)) * 1000, "cpu_rtf": float(np.sum(cpu) / (len(cpu) * chunk / sr))}
     torch.manual_seed(0)
     offline = Enhancer(build_model(offline_cfg), offline_cfg)
     offline.enhance(x[:sr], sr)
@@ -119,14 +124,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# {args.threads} thread(s), {args.chunk_ms:g} ms chunks, {args.seconds:g} s of audio, random weights")
     print("| config | params | left ctx | backend | window ms | latency ms (window + buffering) | chunk ms | "
-          "median ms | p99 ms | worst ms | stream RTF | offline RTF (torch, 8 s segments) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "median ms | p99 ms | worst ms | stream RTF | CPU median ms | CPU RTF | offline RTF (torch, 8 s segments) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs:
         r = bench(name, args.seconds, args.chunk_ms, args.backends)
         for backend, b in r["rows"].items():
             print(f"| {r['config']} | {r['params'] / 1e6:.3f}M | {r['left_context']} | {backend} | "
                   f"{r['window_ms']:.1f} | {b['latency_ms']:.1f} | {r['chunk_ms']:.1f} | {b['median_ms']:.2f} | "
-                  f"{b['p99_ms']:.2f} | {b['worst_ms']:.2f} | {b['rtf']:.3f} | {r['offline_rtf']:.3f} |", flush=True)
+                  f"{b['p99_ms']:.2f} | {b['worst_ms']:.2f} | {b['rtf']:.3f} | {b['cpu_median_ms']:.2f} | "
+                  f"{b['cpu_rtf']:.3f} | {r['offline_rtf']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
