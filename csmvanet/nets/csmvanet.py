@@ -181,7 +181,8 @@ class CSMVANet(nn.Module):
         return x
 
     def analysis(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms [B, N] -> (network input [B, 3, T, F] in fp32, level scale [B])."""
+        """Waveforms [B, N] -> (network input [B, 3, T, F] in fp32, level scale [B]; for a causal
+        model the running level of every frame [B, T] instead, which :meth:`synthesis` takes back)."""
         self.check_input(noisy, self.stft_cfg.win_length)
         noisy = noisy.float()
         if self.causal:         # per-frame running level [B, T] (csmvanet.nets.causal)
