@@ -288,37 +288,16 @@ def _stream(args) -> int:
     """--stream IN OUT: csmvanet.infer.pipe_stream between two files or pipes."""
     import torch
 
-    from csmvanet.infer.enhancer import EnhanceError
-    from csmvanet.infer.pipe_stream import run_pipe
+    from csmvanet.infer.pipe_stream import stream_paths
 
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     enh = _load(args)
     if enh is None:
         return 2
-    src, dst = args.inputs
-    side = sys.stderr if args.vad_events == "stderr" else None
-    try:
-        with (open(src, "rb") if src != "-" else _nullctx(sys.stdin.buffer)) as inp, \
-             (open(dst, "wb") if dst != "-" else _nullctx(sys.stdout.buffer)) as out, \
-             (open(args.vad_events, "w") if args.vad_events not in (None, "stderr") else _nullctx(side)) as ev:
-            n = run_pipe(enh, inp, out, stream_format=args.stream_format, raw_rate=args.raw_rate,
-                         raw_format=args.raw_format, raw_channels=args.raw_channels, channels=args.channels,
-                         vad_events=ev)
-    except BrokenPipeError:
-        sys.stderr.write("csmvanet-enhance: the output pipe was closed; stopped\n")
-        return 1
-    except (EnhanceError, ValueError, OSError) as e:
-        print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
-        return 1
-    print(f"csmvanet-enhance: streamed {n} samples", file=sys.stderr)
-    return 0
-
-
-def _nullctx(x):
-    from contextlib import nullcontext
-
-    return nullcontext(x)
+    return stream_paths(enh, *args.inputs, vad_events=args.vad_events, stream_format=args.stream_format,
+                        raw_rate=args.raw_rate, raw_format=args.raw_format, raw_channels=args.raw_channels,
+                        channels=args.channels, say=lambda line: print(f"csmvanet-enhance: {line}", file=sys.stderr))
 
 
 if __name__ == "__main__":

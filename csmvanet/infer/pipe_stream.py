@@ -181,3 +181,27 @@ def run_pipe(enh, inp, out, *, stream_format: str = "auto", raw_rate: int = 1600
         out.seek(start + 44 + written)
         out.flush()
     return written // (c_out * _WIDTH[subtype])
+
+
+def stream_paths(enh, src: str, dst: str, *, vad_events: str | None = None, say=print, **options) -> int:
+    """:func:`run_pipe` from ``src`` to ``dst`` (paths, ``-``: standard input/output), VAD events to
+    the file ``vad_events`` (or ``stderr``); errors as one line through ``say``. Returns the exit
+    status: 0, or 1 after an error (what was written stays: a pipe cannot take it back)."""
+    import sys
+    from contextlib import nullcontext
+
+    def opened(path, mode, std):        # "-" (or "stderr", or no path): the standard stream given
+        return nullcontext(std) if path in ("-", "stderr", None) else open(path, mode)
+
+    try:
+        with opened(src, "rb", sys.stdin.buffer) as inp, opened(dst, "wb", sys.stdout.buffer) as out, \
+                opened(vad_events, "w", sys.stderr if vad_events in ("-", "stderr") else None) as events:
+            n = run_pipe(enh, inp, out, vad_events=events, **options)
+    except BrokenPipeError:
+        say("the output pipe was closed; stopped")
+        return 1
+    except (EnhanceError, ValueError, OSError) as e:
+        say(f"error: {e}")
+        return 1
+    say(f"streamed {n} samples")
+    return 0
