@@ -87,6 +87,24 @@ def test_any_chunking_gives_the_whole_file_output(causal, name):
     assert err <= 1e-5 and verr <= 1e-5
 
 
+def test_a_long_chunk_goes_through_the_network_in_pieces(causal, monkeypatch):
+    """A chunk of many frames runs MAX_FRAMES at a time (bounded attention memory), same output."""
+    import csmvanet.infer.streaming as streaming
+
+    calls = []
+    monkeypatch.setattr(streaming, "MAX_FRAMES", 7)
+    x = _signal(12345, 6)
+    want, want_vad = _whole(causal, x)
+    stream = CausalStream(causal)
+    network = causal.network
+    stream.step = lambda feats: calls.append(feats.shape[2]) or network(feats, stream.state)
+    y, v = stream.process(x)
+    y2, v2 = stream.flush()
+    assert max(calls) == 7 and sum(calls) == len(want_vad)
+    assert np.abs(np.concatenate([y, y2]) - want).max() <= 1e-5
+    assert np.abs(np.concatenate([v, v2]) - want_vad).max() <= 1e-5
+
+
 def test_channels_are_a_batch_and_state_stays_bounded(causal):
     x = np.stack([_signal(20000, 3), _signal(20000, 4)], axis=1)
     want, want_vad = _whole(causal, x)

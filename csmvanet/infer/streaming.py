@@ -36,6 +36,10 @@ import torch.nn.functional as F
 from csmvanet.nets.causal import analyse_frames, frame_window, synthesise_frames
 
 
+#: Frames through the network in one call at most (a long chunk is split: bounded memory).
+MAX_FRAMES = 256
+
+
 class CausalStream:
     """The streaming state machine of one causal model over ``channels`` channels (a batch)."""
 
@@ -83,7 +87,7 @@ class CausalStream:
         if self.input_mix:
             self.pending = np.concatenate([self.pending, x2])
         self.buf = torch.cat([self.buf, torch.from_numpy(np.ascontiguousarray(x2.T)).to(self.device)], dim=1)
-        y, v = self._run_frames()
+        y, v = self._all_frames()
         return self._shape(y, v, mono)
 
     def flush(self, mono: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,7 +97,7 @@ class CausalStream:
             raise RuntimeError("the stream was flushed already")
         self.done = True
         self.buf = F.pad(self.buf, (0, self.half))
-        y, v = self._run_frames()
+        y, v = self._all_frames()
         start = self.frames * self.hop                  # padded position of ola[0]
         skip, end = max(0, self.half - start), max(0, self.half + self.n_in - start)
         tail = (self.ola[:, skip:end] / self.env[skip:end].clamp_min(1e-11)).T.cpu().numpy()
@@ -115,10 +119,22 @@ class CausalStream:
         self.n_out += len(y)
         return np.ascontiguousarray(y, dtype=np.float32)
 
+    def _all_frames(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every complete frame of the buffer, at most :data:`MAX_FRAMES` through the network at a
+        time (the time attention's memory grows with the frames of one call)."""
+        parts = [self._run_frames()]
+        while self.buf.shape[1] >= self.n_fft:
+            parts.append(self._run_frames())
+        if len(parts) == 1:
+            return parts[0]
+        vads = [v for _, v in parts]
+        return (np.concatenate([y for y, _ in parts]),
+                None if vads[0] is None else np.concatenate(vads))
+
     @torch.inference_mode()
     def _run_frames(self) -> tuple[np.ndarray, np.ndarray | None]:
         n_fft, hop, c = self.n_fft, self.hop, self.channels
-        k = (self.buf.shape[1] - n_fft) // hop + 1 if self.buf.shape[1] >= n_fft else 0
+        k = min(MAX_FRAMES, (self.buf.shape[1] - n_fft) // hop + 1) if self.buf.shape[1] >= n_fft else 0
         if k <= 0:
             return np.zeros((0, c), np.float32), (None if self.model.vad is None else np.zeros((0, c), np.float32))
         frames = self.buf.unfold(1, n_fft, hop)[:, :k]                     # c k n_fft
