@@ -6,6 +6,7 @@ Run by hand (not a unit test)::
     tools/venv/bin/python bench/bench_stream.py                  # tiny causal config and the bundled model's, causal
     tools/venv/bin/python bench/bench_stream.py --configs bundled --seconds 20 --chunk_ms 10
     tools/venv/bin/python bench/bench_stream.py --configs egs/voicebank/conf/train.yaml
+    tools/venv/bin/python bench/bench_stream.py --configs bundled --profile --seconds 3   # where the time goes
 
 For every config (``tiny``: the test suite's tiny model; ``bundled``: the config of the first
 bundled model; or a YAML file) the model is built with ``model.causal: true`` and RANDOM weights
@@ -113,15 +114,58 @@ def bench(name: str, seconds: float, chunk_ms: float, backends=("torch",)) -> di
             "rows": rows}
 
 
+def profile(name: str, seconds: float, chunk_ms: float) -> None:
+    """Self CPU time of the torch stream by operator, and the share of the network call."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from csmvanet.infer.streaming import CausalStream
+    from csmvanet.nets import build_model
+
+    cfg = config_of(name)
+    cfg.setdefault("model", {})["causal"] = True
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    sr = model.stft_cfg.sample_rate
+    chunk = int(round(chunk_ms * sr / 1000))
+    x = audio(seconds + 1.0, sr)
+    stream = CausalStream(model)
+    for i in range(0, sr, chunk):
+        stream.process(x[i:i + chunk])
+    net = [0.0]
+    step = stream.step
+
+    def timed(feats):
+        t = time.perf_counter()
+        out = step(feats)
+        net[0] += time.perf_counter() - t
+        return out
+
+    stream.step = timed
+    t = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(sr, len(x) - chunk + 1, chunk):
+            stream.process(x[i:i + chunk])
+    total = time.perf_counter() - t
+    print(f"## {name}: network {net[0] / total:.0%} of the stream's time (profiled, {total:.1f} s)")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["tiny", "bundled"])
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--chunk_ms", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--profile", action="store_true",
+                   help="instead: where the time of the torch stream goes (torch.profiler, by operator and by module)")
     p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=("torch", "onnxruntime"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.profile:
+        for name in args.configs:
+            profile(name, args.seconds, args.chunk_ms)
+        return
     print(f"# {args.threads} thread(s), {args.chunk_ms:g} ms chunks, {args.seconds:g} s of audio, random weights")
     print("| config | params | left ctx | backend | window ms | latency ms (window + buffering) | chunk ms | "
           "median ms | p99 ms | worst ms | stream RTF | CPU median ms | CPU RTF | offline RTF (torch, 8 s segments) |")
