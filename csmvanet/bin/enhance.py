@@ -5,6 +5,7 @@
   csmvanet-enhance --model MODEL --wav_scp data/test/wav.scp --output_dir D [--out_scp enh.scp]
                    [--vad_dir V] [--segments data/test/segments]
   csmvanet-enhance --list_models
+  csmvanet-enhance --model CAUSAL_MODEL --stream - - [--vad_events FILE|stderr]   (live, a pipe)
 
 MODEL: an experiment dir (config.yaml + valid.loss.ave.pth, or the first present of
 valid.*.ave.pth, valid.loss.best.pth, valid.*.best.pth, checkpoint_last.pth), a weights file in
@@ -56,6 +57,12 @@ weights), torch-int8 (Conformer linear layers dynamically quantised to int8) or 
 autocast to bfloat16; only on CPUs with native bf16: AVX512-BF16 or AMX); these three run on the CPU
 with --num_threads threads. Chunking, VAD outputs and input checks are the
 same for every backend.
+
+--stream IN OUT (IN, OUT: files or '-' for standard input/output) enhances as the samples come, with
+a causal model (model.causal: true): WAV in gives WAV out (header first), raw PCM in (--raw_rate,
+--raw_format, --raw_channels) gives raw PCM out, at the input's rate and sample format; VAD events
+(speech_start/speech_end T) go to --vad_events (a file, or stderr); the output equals file mode of
+the same model (csmvanet.infer.pipe_stream; docs/streaming.md).
 
 A bad input (unreadable, empty, no samples, shorter than one 25 ms frame, NaN/Inf samples, not
 audio, ...) is reported in one line naming it and skipped; the others are processed; the exit
@@ -112,7 +119,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    from csmvanet.experiment.inference_settings import BACKENDS, SETTINGS
+    from csmvanet.experiment.inference_settings import BACKENDS
 
     p = argparse.ArgumentParser(prog="csmvanet-enhance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,7 +166,22 @@ def _main(argv=None) -> int:
     p.add_argument("--residual_dir", default=None, help="write input - output (what was removed) here")
     p.add_argument("--removed_share", type=_fraction, default=0.9,
                    help="report: flag speech where the output removed at least this share of the input's energy")
+    p.add_argument("--stream", action="store_true",
+                   help="live: enhance INPUT to OUTPUT ('-': standard input/output) as it comes (a causal model)")
+    p.add_argument("--stream_format", choices=("auto", "wav", "raw"), default="auto",
+                   help="--stream input: WAV or raw PCM (auto: WAV if it starts with RIFF)")
+    p.add_argument("--raw_rate", type=_positive_int, default=16000, help="--stream raw input: sample rate (Hz)")
+    p.add_argument("--raw_format", choices=("s16le", "s24le", "s32le", "f32le"), default="s16le",
+                   help="--stream raw input: sample format")
+    p.add_argument("--raw_channels", type=_positive_int, default=1, help="--stream raw input: channels")
+    p.add_argument("--vad_events", default=None, metavar="FILE",
+                   help="--stream: write speech_start/speech_end lines here as they happen (or 'stderr')")
     args = p.parse_args(argv)
+    if args.stream:
+        if len(args.inputs) != 2 or args.wav_scp or args.output_dir:
+            p.error("--stream takes exactly INPUT and OUTPUT ('-' for standard input/output), "
+                    "no --output_dir or --wav_scp")
+        return _stream(args)
     if args.list_models:
         from csmvanet.experiment.model_files import list_bundled_models
 
@@ -179,7 +201,7 @@ def _main(argv=None) -> int:
     import torch
 
     from csmvanet.infer.batch import check_outputs, collect_inputs, enhance_batch
-    from csmvanet.infer.enhancer import EnhanceError, Enhancer
+    from csmvanet.infer.enhancer import EnhanceError
 
     try:
         device = torch.device(args.device)
@@ -203,16 +225,8 @@ def _main(argv=None) -> int:
     except EnhanceError as e:
         print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
         return 2
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            given = {k: getattr(args, k) for k in SETTINGS}   # None: not given (the model's own)
-            enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
-                                           onnx_path=args.onnx, retain_memory=True, **given)
-        for w in caught:
-            print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
-    except (EnhanceError, ValueError, OSError) as e:
-        print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
+    enh = _load(args)
+    if enh is None:
         return 2
     all_items = collect_inputs(args.inputs, args.wav_scp, args.output_format, segments=args.segments)
     items = [it for it in all_items if not it.skipped]
@@ -220,7 +234,8 @@ def _main(argv=None) -> int:
           f"input_mix {enh.input_mix:g}, snr_limit "
           f"{'none' if enh.snr_limit is None else format(enh.snr_limit, 'g') + ' dB'}), "
           f"{len(items)} input(s), "
-          f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, backend {enh.backend}, "
+          + ("one causal stream, " if getattr(enh.model, "causal", False) else
+             f"segments {enh.segment_seconds:g} s overlap {enh.overlap_seconds:g} s, ") + f"backend {enh.backend}, "
           f"device {args.device}, "
           f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
     try:
@@ -248,6 +263,41 @@ def _main(argv=None) -> int:
         print(f"csmvanet-enhance: {len(rep.failed)} input(s) failed (listed above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _load(args):
+    """The Enhancer of the command line, or None after a one-line error."""
+    from csmvanet.experiment.inference_settings import SETTINGS
+    from csmvanet.infer.enhancer import EnhanceError, Enhancer
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            given = {k: getattr(args, k) for k in SETTINGS}   # None: not given (the model's own)
+            enh = Enhancer.from_pretrained(args.model, device=args.device, checkpoint=args.checkpoint,
+                                           onnx_path=args.onnx, retain_memory=not args.stream, **given)
+        for w in caught:
+            print(f"csmvanet-enhance: warning: {w.message}", file=sys.stderr)
+        return enh
+    except (EnhanceError, ValueError, OSError) as e:
+        print(f"csmvanet-enhance: error: {e}", file=sys.stderr)
+        return None
+
+
+def _stream(args) -> int:
+    """--stream IN OUT: csmvanet.infer.pipe_stream between two files or pipes."""
+    import torch
+
+    from csmvanet.infer.pipe_stream import stream_paths
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    enh = _load(args)
+    if enh is None:
+        return 2
+    return stream_paths(enh, *args.inputs, vad_events=args.vad_events, stream_format=args.stream_format,
+                        raw_rate=args.raw_rate, raw_format=args.raw_format, raw_channels=args.raw_channels,
+                        channels=args.channels, say=lambda line: print(f"csmvanet-enhance: {line}", file=sys.stderr))
 
 
 if __name__ == "__main__":

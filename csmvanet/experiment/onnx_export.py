@@ -7,6 +7,11 @@ Level normalisation, STFT, stage 2 (the VAD gain) and the inverse STFT stay outs
 (:meth:`CSMVANet.analysis` / :meth:`CSMVANet.synthesis`), so an ONNX network and the torch one go
 through the very same chunking and signal processing (:mod:`csmvanet.infer.backends`).
 
+A causal model (``model.causal: true``) also exports one streaming step (:func:`export_stream_step`):
+one frame ``feats`` [1, 3, 1, F] and the frame counter ``t0`` plus every state tensor of
+:meth:`CSMVANet.network` as explicit inputs; ``ri``, ``vad_logits``, the next ``t0`` and the next
+state (``next.<name>``) as outputs (:class:`csmvanet.infer.streaming.OnnxStep` runs it).
+
 Written with ``torch.onnx.export(dynamo=False)`` (the TorchScript exporter: it needs the ``onnx``
 package but not ``onnxscript``) at opset :data:`OPSET`. ``pip install 'csmvanet[onnx]'`` installs
 onnx and onnxruntime.
@@ -40,6 +45,63 @@ class NetworkGraph(nn.Module):
     def forward(self, feats):
         ri, vad_logits = self.model.network(feats)
         return (ri,) if vad_logits is None else (ri, vad_logits)
+
+
+class StreamStepGraph(nn.Module):
+    """One streaming step of a causal ``model.network`` with its state as tensors in ``keys`` order."""
+
+    def __init__(self, model, keys: list[str]):
+        super().__init__()
+        self.model, self.keys = model, list(keys)
+
+    def forward(self, feats, t0, *states):
+        state = dict(zip(self.keys, states))
+        state["t0"] = t0
+        ri, vad_logits = self.model.network(feats, state)
+        return (ri, vad_logits, state["t0"], *[state[k] for k in self.keys])
+
+
+def stream_state_shapes(model) -> dict[str, tuple]:
+    """Name -> shape of every state tensor of a causal model's network over one channel (a step on
+    an empty state: the shapes it leaves)."""
+    state: dict = {}
+    with torch.no_grad():
+        model.network(torch.zeros(1, 3, 1, model.bins[0]), state)
+    return {k: tuple(v.shape) for k, v in state.items() if k != "t0"}
+
+
+def export_stream_step(model, out, *, opset: int = OPSET) -> list[str]:
+    """Write one streaming step of a causal ``model`` as ONNX to ``out`` (path or binary file);
+    returns the state names in input order (inputs ``feats``, ``t0``, then these; outputs ``ri``,
+    ``vad_logits`` (if any), ``next.t0``, then ``next.<name>``)."""
+    import copy
+    import warnings
+
+    check_opset(opset)
+    if not getattr(model, "causal", False):
+        raise ModelFileError("a streaming step needs a causal model (model.causal: true)")
+    model = copy.deepcopy(model).cpu().eval()
+    keys = sorted(stream_state_shapes(model))
+    shapes = stream_state_shapes(model)
+    args = (torch.zeros(1, 3, 1, model.bins[0]), torch.tensor(0, dtype=torch.int64),
+            *[torch.zeros(shapes[k]) for k in keys])
+    outs = output_names(model) + ["next.t0"] + [f"next.{k}" for k in keys]
+    graph = StreamStepGraph(model, keys)
+    if model.vad is None:
+        raise ModelFileError("a streaming step is exported for models with a VAD decoder")
+
+    def write(f):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, args, f, input_names=[INPUT_NAME, "t0", *keys], output_names=outs,
+                              opset_version=opset, do_constant_folding=True, dynamo=False)
+
+    if isinstance(out, (str, Path)):
+        with atomic_path(Path(out)) as tmp:
+            write(str(tmp))
+    else:
+        write(out)
+    return keys
 
 
 def output_names(model) -> list[str]:
@@ -120,5 +182,6 @@ def export_model(model_path, out_path, *, checkpoint: str | None = None, opset: 
             "sample_rate": int(model.stft_cfg.sample_rate)}
 
 
-__all__ = ["INPUT_NAME", "MAX_OPSET", "MIN_OPSET", "NetworkGraph", "OPSET", "OUTPUT_NAMES", "check_opset",
-           "export_model", "export_onnx", "onnx_bytes", "output_names", "supported_opsets"]
+__all__ = ["INPUT_NAME", "MAX_OPSET", "MIN_OPSET", "NetworkGraph", "OPSET", "OUTPUT_NAMES", "StreamStepGraph",
+           "check_opset", "export_model", "export_onnx", "export_stream_step", "onnx_bytes", "output_names",
+           "stream_state_shapes", "supported_opsets"]

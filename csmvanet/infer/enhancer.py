@@ -27,7 +27,8 @@ Chunked overlap-add
     of the file, overlaps its predecessor by more than the overlap and is longer than one segment
     less the overlap (:class:`csmvanet.audio.stream_dsp.ChunkStitcher`), so peak memory is that of one
     segment, whatever the length, and every chunk has (nearly) the full context. Files up to one
-    segment run in one piece.
+    segment run in one piece. A causal model (``model.causal``) runs as one exact stream instead
+    (:mod:`csmvanet.infer.streaming`): file mode gives the samples of the stream.
 
     Why 8 s / 1 s: the network normalises with statistics of its whole input (InstanceNorm) and its
     attention spans the whole input, so a chunk's output depends on how much context the chunk has;
@@ -97,6 +98,7 @@ from csmvanet.experiment.inference_settings import DEFAULT_OVERLAP_SECONDS, Infe
 from csmvanet.experiment.model_files import load_model_files, model_with_weights, resolve_model
 from csmvanet.infer.file_blocks import READ_BLOCK, FileBlocks, input_scale
 from csmvanet.infer.output_level import bound_quiet, snr_limit_mix
+from csmvanet.infer.streaming import stream_of, stream_stitcher
 
 CHANNEL_MODES = ("each", "mix", "error")
 
@@ -262,14 +264,14 @@ class Enhancer:
     # ---- streaming core
     def enhance_stream(self, blocks: Iterable[np.ndarray], sr: int, *, channels: str = "each",
                        limit: bool = True, name: str = "input", scale: float = 1.0,
-                       result: StreamResult | None = None) -> Iterator[np.ndarray]:
+                       result: StreamResult | None = None, on_vad=None) -> Iterator[np.ndarray]:
         """Enhance a stream of ``[n, C]`` float blocks at rate ``sr``; yield ``[m, C_out]`` blocks at ``sr``.
 
         Exactly as many samples come out as went in. ``scale`` (the input's peak when it exceeds
         full scale): the input is divided by it before the network and the output multiplied by it
         after the limiter, so the level is kept and nothing above 1.0 is squashed. ``result`` (a :class:`StreamResult`) receives the
         VAD and the counts once the generator is exhausted. Errors raise :class:`EnhanceError` naming
-        ``name``.
+        ``name``. ``on_vad(v)``: called with each ``[k, C]`` block of VAD frames as it is computed.
         """
         if channels not in CHANNEL_MODES:
             raise ValueError(f"channels must be one of {CHANNEL_MODES}, got {channels!r}")
@@ -280,6 +282,8 @@ class Enhancer:
 
         def keep_vad(v) -> None:   # one off-heap store, not an array per chunk (csmvanet.base.memory.RowStore)
             if v is not None:
+                if on_vad is not None:
+                    on_vad(v)
                 if result.vad_rows is None:
                     result.vad_rows = RowStore(v.shape[1])
                 result.vad_rows.append(v)
@@ -305,7 +309,8 @@ class Enhancer:
                     raise EnhanceError(f"{name}: {c_in} channels; multi-channel input refused "
                                        "(channels='error'; use 'each' or 'mix')")
                 c_out = 1 if channels == "mix" else c_in
-                stitcher = ChunkStitcher(self._run, self.segment, self.overlap, self.stft_cfg.hop_length, c_out)
+                stitcher = (stream_stitcher(self, c_out) if getattr(self.model, "causal", False) else   # exact stream
+                            ChunkStitcher(self._run, self.segment, self.overlap, self.stft_cfg.hop_length, c_out))
                 res_in = StreamResampler(sr, self.sample_rate, c_out)
                 res_out = StreamResampler(self.sample_rate, sr, c_out)
             elif block.shape[1] != c_in:
@@ -356,6 +361,11 @@ class Enhancer:
             yield finish(y)
         result.vad = None if result.vad_rows is None else result.vad_rows.array()
         result.vad_rows = None
+
+    def stream(self, channels: int = 1):
+        """A live stream of a causal model at its rate: ``process(chunk)`` / ``flush()``
+        (:class:`csmvanet.infer.streaming.CausalStream`; ``[n]`` or ``[n, channels]`` samples)."""
+        return stream_of(self, channels)
 
     # ---- arrays
     def enhance(self, wave: np.ndarray, sr: int, *, channels: str = "each",

@@ -23,6 +23,13 @@ Relative positions in the Conformers' attention: CMGAN's table of 2 x 512 + 1 em
 only ever updates distances up to 320, so the recipes set ``rel_pos_clamp: 320``: an 8 s inference
 chunk then uses the embedding of the largest trained distance for farther frames, never a row that
 kept its random initial value. Attention over frequency (at most 26 bins) is not affected.
+
+``causal: true`` builds the causal variant for live audio (:mod:`csmvanet.nets.causal` says what
+changes and why: zero-padded framing, a running level for the RMS normalisation, convolutions padded
+on the past, FrameNorm for InstanceNorm, time attention over the last ``left_context`` frames).
+``network(feats, state)`` then runs a piece of the frames with the past kept in ``state``
+(:mod:`csmvanet.infer.streaming`). With ``causal: false`` (the default) nothing differs from the
+paper's network: same parameters, same outputs.
 """
 from __future__ import annotations
 
@@ -31,8 +38,9 @@ import inspect
 import torch
 from torch import nn
 
-from csmvanet.audio.stft import STFTConfig, analyse, synthesise
+from csmvanet.audio.stft import STFTConfig, analyse, compress, decompress, synthesise
 from csmvanet.base.errors import ConfigError
+from csmvanet.nets.causal import analyse_frames, frames_of, level_alpha, overlap_add, running_level, synthesise_frames
 from csmvanet.nets.conformer import TFConformer
 from csmvanet.nets.msgc import DecoderBlock, EncoderBlock, conv_norm_act
 from csmvanet.nets.vad_decoder import VADDecoder
@@ -77,9 +85,13 @@ def check_options(o: dict) -> None:
         raise ConfigError(f"model.kernel_size: {kernel_size!r} must be two positive integers (time, frequency)")
     _fraction("dropout", o["dropout"], hi_open=True)
     _fraction("vad_floor", o["vad_floor"])
-    for key in ("msgc", "vad_decoder", "normalize_input"):
+    for key in ("msgc", "vad_decoder", "normalize_input", "causal"):
         if not isinstance(o[key], bool):
             raise ConfigError(f"model.{key}: {o[key]!r} must be true or false")
+    _count("left_context", o["left_context"])
+    lv = o["level_seconds"]
+    if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not lv > 0 or lv == float("inf"):
+        raise ConfigError(f"model.level_seconds: {lv!r} must be a positive number of seconds")
 
 
 class CSMVANet(nn.Module):
@@ -96,9 +108,15 @@ class CSMVANet(nn.Module):
                  heads: int = 4, ff_mult: int = 4, conv_kernel: int = 31, conv_expansion: int = 2,
                  dropout: float = 0.2, kernel_size=(3, 3), msgc: bool = True, vad_decoder: bool = True,
                  vad_kernel: int = 3, vad_floor: float = 0.0, normalize_input: bool = True,
-                 rel_pos_max: int = 512, rel_pos_clamp: int | None = None):
+                 rel_pos_max: int = 512, rel_pos_clamp: int | None = None, causal: bool = False,
+                 left_context: int = 100, level_seconds: float = 1.0):
         check_options(locals())
         super().__init__()
+        # causal: the variant for live audio (csmvanet.nets.causal); left_context (frames) and
+        # level_seconds only matter then
+        self.causal = causal
+        self.left_context = left_context
+        self.level_alpha = level_alpha(stft_cfg, level_seconds)
         self.grad_checkpoint = False      # set_grad_checkpointing (train.grad_checkpoint), not a model option
         channels = list(channels)
         self.stft_cfg = stft_cfg
@@ -109,17 +127,19 @@ class CSMVANet(nn.Module):
         self.bins = [bins] + _halved(bins, len(channels))       # F at input and after each encoder
         c0 = channels[0]
         enc_in = [c0] + channels[:-1]
-        self.input_conv = conv_norm_act(3, c0)
-        self.encoder = nn.ModuleList(EncoderBlock(ci, co, kernel_size, msgc) for ci, co in zip(enc_in, channels))
+        self.input_conv = conv_norm_act(3, c0, causal=causal)
+        self.encoder = nn.ModuleList(EncoderBlock(ci, co, kernel_size, msgc, causal=causal)
+                                     for ci, co in zip(enc_in, channels))
         self.bottleneck = nn.Sequential(*[
             TFConformer(channels[-1], heads=heads, ff_mult=ff_mult, conv_kernel=conv_kernel,
                         conv_expansion=conv_expansion, dropout=dropout, max_pos=rel_pos_max,
-                        pos_clamp=rel_pos_clamp) for _ in range(num_conformers)])
-        self.decoder = nn.ModuleList(DecoderBlock(co, ci, kernel_size, msgc)
+                        pos_clamp=rel_pos_clamp, left_context=left_context if causal else None)
+            for _ in range(num_conformers)])
+        self.decoder = nn.ModuleList(DecoderBlock(co, ci, kernel_size, msgc, causal=causal)
                                      for ci, co in reversed(list(zip(enc_in, channels))))
-        self.output_conv = nn.Sequential(conv_norm_act(c0, c0), nn.Conv2d(c0, 2, 1))
-        self.vad = (VADDecoder(channels + [channels[-1]], self.bins[1:] + [self.bins[-1]], vad_kernel)
-                    if vad_decoder else None)
+        self.output_conv = nn.Sequential(conv_norm_act(c0, c0, causal=causal), nn.Conv2d(c0, 2, 1))
+        self.vad = (VADDecoder(channels + [channels[-1]], self.bins[1:] + [self.bins[-1]], vad_kernel,
+                               causal=causal) if vad_decoder else None)
         # channels-last feature maps: the (dilated) depthwise convs of MSGC run 1.3-3x faster on CPU
         # (oneDNN), and it is the layout GPUs prefer under mixed precision.
         self.to(memory_format=torch.channels_last)
@@ -161,9 +181,14 @@ class CSMVANet(nn.Module):
         return x
 
     def analysis(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms [B, N] -> (network input [B, 3, T, F] in fp32, level scale [B])."""
+        """Waveforms [B, N] -> (network input [B, 3, T, F] in fp32, level scale [B]; for a causal
+        model the running level of every frame [B, T] instead, which :meth:`synthesis` takes back)."""
         self.check_input(noisy, self.stft_cfg.win_length)
         noisy = noisy.float()
+        if self.causal:         # per-frame running level [B, T] (csmvanet.nets.causal)
+            frames = frames_of(noisy, self.stft_cfg)
+            levels = self.frame_levels(frames.pow(2).mean(dim=-1), noisy.new_zeros(noisy.shape[0]), 0)[0]
+            return analyse_frames(frames, levels, self.stft_cfg), levels
         if self.normalize_input:
             rms = noisy.pow(2).mean(dim=1).sqrt()
             scale = 1.0 / rms.clamp_min(1e-5)
@@ -173,9 +198,19 @@ class CSMVANet(nn.Module):
         feats = torch.stack([spec.abs(), spec.real, spec.imag], dim=1)    # b 3 f t
         return feats.transpose(2, 3), scale                               # b 3 t f
 
-    def network(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def frame_levels(self, power: torch.Tensor, ema: torch.Tensor, count: int):
+        """Causal model: (levels [B, n], new average) of frames with mean squares ``power`` [B, n]
+        after ``count`` frames of average ``ema`` [B] (ones with ``normalize_input: false``)."""
+        if not self.normalize_input:
+            return torch.ones_like(power), ema
+        return running_level(power, ema, count, self.level_alpha)
+
+    def network(self, feats: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Input conv to output conv and the VAD head: [B, 3, T, F] -> (real/imag [B, 2, T, F],
-        VAD logits [B, T] or None). What ``csmvanet.experiment.onnx_export`` writes to ONNX."""
+        VAD logits [B, T] or None). What ``csmvanet.experiment.onnx_export`` writes to ONNX.
+        ``state`` (causal model only): the past of earlier calls, updated in place."""
+        if self.causal:
+            return self._causal_network(feats, state)
         x = self.input_conv(feats)                                        # b c t f
         skips = []
         for block in self.encoder:
@@ -185,6 +220,24 @@ class CSMVANet(nn.Module):
         vad_logits = self.vad(skips + [x]) if self.vad is not None else None
         for block, skip, out_bins in zip(self.decoder, reversed(skips), reversed(self.bins[:-1])):
             x = block(x, skip, out_bins)
+        return self.output_conv(x), vad_logits
+
+    def _causal_network(self, feats, state):
+        x = self.input_conv(feats)                                        # 1x1 convs: frame by frame
+        skips = []
+        for i, block in enumerate(self.encoder):
+            x = block(x, state, f"enc{i}.")
+            skips.append(x)
+        if state is None:
+            x = self._bottleneck(x)
+        else:
+            for i, block in enumerate(self.bottleneck):
+                x = block(x, state, f"tf{i}.")
+        vad_logits = self.vad(skips + [x], state, "vad.") if self.vad is not None else None
+        for i, (block, skip, out_bins) in enumerate(zip(self.decoder, reversed(skips), reversed(self.bins[:-1]))):
+            x = block(x, skip, out_bins, state, f"dec{i}.")
+        if state is not None:
+            state["t0"] = state.get("t0", 0) + feats.shape[2]
         return self.output_conv(x), vad_logits
 
     def synthesis(self, ri: torch.Tensor, vad_logits: torch.Tensor | None, scale: torch.Tensor,
@@ -199,7 +252,15 @@ class CSMVANet(nn.Module):
             spec_out = spec1 * gain[:, None, :]
         else:
             vad, spec_out = None, spec1
-        wave = synthesise(spec_out, self.stft_cfg, num_samples) / scale[:, None]
+        if scale.dim() == 2:        # causal: the frames' running levels [B, T]
+            cfg = self.stft_cfg
+            lin = decompress(spec_out, cfg) * scale[:, None, :]
+            wave = overlap_add(synthesise_frames(spec_out, scale, cfg), cfg, num_samples)
+            # for the loss: one scale per item, and the spectrum at that level (csmvanet.nets.loss)
+            scale = 1.0 / scale.mean(dim=1)
+            spec_out = compress(lin * scale[:, None, None], cfg)
+        else:
+            wave = synthesise(spec_out, self.stft_cfg, num_samples) / scale[:, None]
         return {"wave": wave, "spec": spec_out, "spec1": spec1, "vad": vad, "vad_logits": vad_logits,
                 "scale": scale}
 
