@@ -35,7 +35,7 @@ BUNDLED_MODELS = {
     "voiceprompts_small": {
         "file": "voiceprompts_small.pth",
         "sha256": "ebe11dbbdb64fc94ad9599ab7019ae79d8e854eef921685c94ffb00bf87f64d9",
-        "description": "small CSM-VANet (0.1 M parameters) trained on 2 CPU cores by egs/voiceprompts on real "
+        "description": "small CSM-VANet (0.1 M parameters) trained on one CPU thread by egs/voiceprompts on real "
                        "speech and noise from Debian packages; not the paper's 8.8 M model",
     },
 }
