@@ -58,6 +58,7 @@ COUNTS = {
     "librispeech_demand/conf/train.yaml": 8_875_486,
     "mini/conf/train.yaml": 98_761,
     "voiceprompts/conf/train.yaml": 98_761,
+    "crossvoices/conf/train.yaml": 98_761,
     "voiceprompts/conf/tuning/train_wide.yaml": 327_983,
     "voicebank/conf/tuning/train_wo_msgc.yaml": 8_847_472,
     "voicebank/conf/tuning/train_wo_vad_decoder.yaml": 8_874_704,
@@ -73,6 +74,7 @@ PER_MODULE = {
     "librispeech_demand/conf/train.yaml": PAPER,
     "mini/conf/train.yaml": MINI,
     "voiceprompts/conf/train.yaml": MINI,       # the mini network, trained on real speech
+    "crossvoices/conf/train.yaml": MINI,        # the same network, for the cross-corpus protocol
     "voiceprompts/conf/tuning/train_wide.yaml": {"input_conv": 168, "encoder": 22_356, "bottleneck": 275_424,
                                                  "decoder": 28_974, "output_conv": 722, "vad": 339},
     "voicebank/conf/tuning/train_wo_msgc.yaml": {**PAPER, "encoder": 264_864, "decoder": 375_240},
