@@ -69,28 +69,13 @@ if run_stage 3 "train $exp on $dumpdir/$train_data with $train_config${train_arg
     "$train_config" "$dumpdir/$train_data" "$dumpdir/$valid_set" "$exp"
 fi
 
-if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; enhance $valid_set $test_sets; compare vad_floor $compare_floors + chosen on $test_sets"; then
-  if [ -f "$exp/$inference_model" ]; then   # a model of this experiment: its settings are chosen here
-    # shellcheck disable=SC2086
-    recipe_run $decode_cmd "$exp/log/tune_inference.log" csmvanet-tune-inference --exp_dir "$exp" \
-      --checkpoint "$inference_model" --data_dir "$dumpdir/$valid_set" --no_progress $tune_args
-    log "chosen on $valid_set: $(grep -E '^(vad_floor|vad_threshold|input_mix|snr_limit|segment_seconds|overlap_seconds):' "$exp/inference.yaml" | tr '\n' ' ')"
-  fi
-  if [ -f "$exp/inference.yaml" ]; then   # one job per test set beside the decoding below (one network pass, every floor)
-    floors="${compare_floors// /,},$(awk '/^vad_floor:/ { print $2 }' "$exp/inference.yaml")"
-    mixes="0,$(awk '/^input_mix:/ { print $2 }' "$exp/inference.yaml")"
-    limits="none,$(awk '/^snr_limit:/ { print ($2 == "null" ? "none" : $2) }' "$exp/inference.yaml")"
-    for x in $test_sets; do
-      recipe_run $decode_cmd "$exp/log/floors_$x.log" csmvanet-tune-inference --exp_dir "$exp" --checkpoint "$inference_model" \
-        --data_dir "$dumpdir/$x" --floors "$floors" --mixes "$mixes" --snr_limits "$limits" --report "$exp/floors_$x.md" --no_progress &
-    done
-  fi
+if run_stage 4 "choose vad_floor and VAD threshold on $valid_set; compare vad_floor $compare_floors + chosen on $test_sets; enhance $valid_set $test_sets"; then
+  # shellcheck disable=SC2086
+  recipe_run steps/tune_inference.sh --cmd "$decode_cmd" --checkpoint "$inference_model" --tune_args "$tune_args" \
+    --compare_floors "$compare_floors" "$dumpdir" "$exp" "$valid_set" $test_sets
   for x in $valid_set $test_sets; do
     recipe_run steps/decode.sh "${stage4_opts[@]}" "$dumpdir/$x" "$exp" "$exp/${inference_tag}_$x"
   done
-  wait_failed=0
-  for job in $(jobs -p); do wait "$job" || wait_failed=1; done
-  [ "$wait_failed" -eq 0 ] || { echo "$0: comparing the floors failed: see $exp/log/floors_<set>.log" >&2; exit 1; }
 fi
 
 if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor comparison); pack -> $exp/packed/model.pth"; then
@@ -98,17 +83,9 @@ if run_stage 5 "score $test_sets $valid_set -> $exp/RESULTS.md (+ the vad_floor 
   if [ -f "$exp/inference.yaml" ]; then   # VAD metrics at the threshold chosen on validation
     vad_opts="--vad_threshold $(awk '/^vad_threshold:/ { print $2 }' "$exp/inference.yaml")"
   fi
+  # shellcheck disable=SC2086
   recipe_run steps/score_sets.sh "${stage5_opts[@]}" --score_opts "$vad_opts $score_opts" "$dumpdir" "$exp" $test_sets
-  for x in $test_sets; do
-    if $dry_run || [ ! -f "$exp/floors_$x.md" ]; then continue; fi
-    { echo; echo "## vad_floor on $x: 1 = stage 1 alone, 0 = the paper's stage 2, and the floor chosen on $valid_set (each with input_mix 0 and the chosen one)"
-      echo; cat "$exp/floors_$x.md"; } >> "$exp/RESULTS.md"
-  done
-  if ! $dry_run && [ -f "$exp/$inference_model" ]; then
-    mkdir -p "$exp/packed"
-    csmvanet-pack --exp_dir "$exp" --checkpoint "$inference_model" --out "$exp/packed/model.pth" \
-      > "$exp/packed.log"
-    log "packed $exp/packed/model.pth (settings and scores: $exp/packed.log)"
-  fi
+  # shellcheck disable=SC2086
+  recipe_run steps/pack_model.sh --checkpoint "$inference_model" --valid_set "$valid_set" "$exp" $test_sets
 fi
 log "Done (stages $stage-$stop_stage)"
