@@ -29,7 +29,7 @@ exp=$2
 valid=$3
 shift 3
 
-setting() { awk -v k="$1:" '$1 == k { print $2 }' "$exp/inference.yaml"; }
+setting() { awk -v k="$1:" 'substr($0, 1, length(k)) == k { print $2 }' "$exp/inference.yaml"; }   # top-level keys only (the grid repeats them)
 
 if [ -f "$exp/$checkpoint" ]; then   # a model of this experiment: its settings are chosen here
   # shellcheck disable=SC2086
